@@ -1,0 +1,911 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""aws_balancer.conf: read it, validate it, edit it keeping every other byte.
+
+The format is the original balancer's: ``[NAME]`` sections (names in any
+case), ``#`` comment lines, trailing comments after whitespace and ``#``,
+a ``[LOAD TABLE]`` of ``threshold min max`` rows, and ``key = value`` lines in
+``[MASTER]`` and ``[SLAVE]``; an empty value means "unset". Unlike the
+original, every mistake is reported, all at once, as ``FILE:LINE: message``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import ipaddress
+import math
+import os
+import posixpath
+import re
+import typing as t
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow
+
+LOAD_TABLE = "LOAD TABLE"
+MASTER = "MASTER"
+SLAVE = "SLAVE"
+SECTIONS = (LOAD_TABLE, MASTER, SLAVE)
+
+_BOM = "\ufeff"
+
+
+class ConfError(Exception):
+    """aws_balancer.conf is missing, unreadable or wrong; ``errors`` lists every problem."""
+
+    def __init__(self, errors: str | t.Sequence[str]) -> None:
+        self.errors: list[str] = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("\n".join(self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)
+
+
+@dataclass(frozen=True)
+class MasterConf:
+    """``[MASTER]``: the GBrowse server the balancer runs on."""
+
+    external_ip: str | None = None
+    poll_interval: float = 0.5  # minutes
+    server_status_url: str = "http://localhost/server-status"
+    balancer_id: str | None = None  # None: default_balancer_id()
+    renderfarm_conf: str = "/etc/gbrowse2/renderfarm.conf"
+    reload_command: str = "apache2ctl graceful"
+    on_exit: str = "terminate"
+    load_signal: str = "rate"
+    scale_in_delay: float = 0.0  # minutes; 0 = off
+    max_launch_per_poll: int | None = None  # None = no limit
+    status_timeout: float = 5.0  # seconds
+
+
+@dataclass(frozen=True)
+class SlaveConf:
+    """``[SLAVE]``: the render slaves the balancer launches."""
+
+    instance_types: tuple[str, ...] = ("m1.large",)
+    spot_bid: float = 0.08
+    ports: tuple[int, ...] = (8101,)
+    region: str | None = None
+    image_id: str | None = None
+    data_snapshots: tuple[str, ...] = ()
+    availability_zone: str | None = None
+    subnet: str | None = None
+    security_group: str | None = None
+    address: str = "auto"
+    ready_timeout: float = 5.0  # minutes
+
+
+@dataclass(frozen=True)
+class BalancerConf:
+    """A valid aws_balancer.conf."""
+
+    path: str
+    table: tuple[LoadRow, ...]
+    master: MasterConf
+    slave: SlaveConf
+
+    def resolved_balancer_id(self, hostname: str) -> str:
+        """The configured ``balancer_id``, or the one derived from the host name and this file's path."""
+        return self.master.balancer_id or default_balancer_id(hostname, self.path)
+
+
+_BALANCER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def default_balancer_id(hostname: str, conf_path: str) -> str:
+    """A stable id for the balancer of ``conf_path`` on ``hostname``: ``SHORTHOST-HASH8``.
+
+    Two balancers on one host (two conf files) get different ids; the same
+    conf on the same host always gets the same one.
+    """
+    short = re.sub(r"[^A-Za-z0-9_-]+", "-", hostname.split(".")[0]).strip("-")[:55] or "gbrowse"
+    digest = hashlib.sha256(os.path.abspath(conf_path).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{short}-{digest[:8]}"
+
+
+# ---------------------------------------------------------------------------
+# Values
+
+
+class _Invalid(Exception):
+    """A value is wrong; the message does not name the key (the caller adds it)."""
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
+
+
+def _number(text: str) -> float:
+    if len(text) > 64 or not _NUMBER.fullmatch(text):
+        raise _Invalid(f"{text!r} is not a number")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Invalid(f"{text!r} is too large")
+    return value
+
+
+def _integer(text: str) -> int:
+    if not _INTEGER.fullmatch(text):
+        if _NUMBER.fullmatch(text) and len(text) <= 64:
+            raise _Invalid(f"{text!r} is not a whole number")
+        raise _Invalid(f"{text!r} is not a number")
+    return int(text)
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise _Invalid(f"{text!r} must be greater than 0")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise _Invalid(f"{text!r} must be 0 or more")
+    return value
+
+
+def _launch_limit(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise _Invalid(f"{text!r} must be 1 or more")
+    return value
+
+
+def _ip_address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise _Invalid(f"{text!r} is not an IP address") from None
+    return text
+
+
+def _url(text: str) -> str:
+    problem = _Invalid(f"{text!r} is not an http:// or https:// URL with a host")
+    if any(c.isspace() for c in text):
+        raise problem
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a bad port
+    except ValueError:
+        raise problem from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise problem
+    return text
+
+
+def _balancer_id(text: str) -> str:
+    if not _BALANCER_ID.fullmatch(text):
+        raise _Invalid(f"{text!r} must be 1 to 64 of the characters A-Z a-z 0-9 . _ -")
+    return text
+
+
+def _absolute_path(text: str) -> str:
+    if not posixpath.isabs(text) or "\0" in text:
+        raise _Invalid(f"{text!r} is not an absolute path")
+    return text
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _choice(*allowed: str) -> t.Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text.lower() in allowed:
+            return text.lower()
+        return _fail_choice(text, allowed)
+
+    return convert
+
+
+def _fail_choice(text: str, allowed: t.Sequence[str]) -> t.NoReturn:
+    raise _Invalid(f"{text!r} is not one of {', '.join(allowed)}{_did_you_mean(text.lower(), allowed)}")
+
+
+def _did_you_mean(word: str, choices: t.Iterable[str], show: t.Callable[[str], str] = repr) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {show(close[0])}?" if close else ""
+
+
+def _words(pattern: str, what: str) -> t.Callable[[str], tuple[str, ...]]:
+    """A space-separated list of distinct words each matching ``pattern``."""
+    regex = re.compile(pattern, re.ASCII)
+
+    def convert(text: str) -> tuple[str, ...]:
+        words = text.split()
+        problems = [f"{w!r} is not {what}" for w in words if not regex.fullmatch(w)]
+        problems += [f"{w!r} is listed twice" for i, w in enumerate(words) if w in words[:i]]
+        if problems:
+            raise _Invalid("; ".join(problems))
+        return tuple(words)
+
+    return convert
+
+
+def _ports(text: str) -> tuple[int, ...]:
+    ports: list[int] = []
+    problems = []
+    for word in text.split():
+        try:
+            port = _integer(word)
+        except _Invalid:
+            problems.append(f"{word!r} is not a port number (1-65535)")
+            continue
+        if not 1 <= port <= 65535:
+            problems.append(f"{word!r} is not a port number (1-65535)")
+        elif port in ports:
+            problems.append(f"{word!r} is listed twice")
+        else:
+            ports.append(port)
+    if problems:
+        raise _Invalid("; ".join(problems))
+    return tuple(ports)
+
+
+def _security_group(text: str) -> str:
+    if len(text) > 255:
+        raise _Invalid("a security group name has at most 255 characters")
+    return text
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One ``key = value`` setting: its name in the file, its field, its parser."""
+
+    name: str
+    field: str
+    convert: t.Callable[[str], object]
+
+
+_KEYS: dict[str, tuple[_Key, ...]] = {
+    MASTER: (
+        _Key("external_ip", "external_ip", _ip_address),
+        _Key("poll_interval", "poll_interval", _positive),
+        _Key("server_status_url", "server_status_url", _url),
+        _Key("balancer_id", "balancer_id", _balancer_id),
+        _Key("renderfarm_conf", "renderfarm_conf", _absolute_path),
+        _Key("reload_command", "reload_command", _text),
+        _Key("on_exit", "on_exit", _choice("terminate", "keep")),
+        _Key("load_signal", "load_signal", _choice("rate", "reqpersec", "busy_workers")),
+        _Key("scale_in_delay", "scale_in_delay", _not_negative),
+        _Key("max_launch_per_poll", "max_launch_per_poll", _launch_limit),
+        _Key("status_timeout", "status_timeout", _positive),
+    ),
+    SLAVE: (
+        _Key("instance_type", "instance_types", _words(r"[a-z][a-z0-9-]*\.[a-z0-9-]+", "an instance type like m5.large")),
+        _Key("spot_bid", "spot_bid", _positive),
+        _Key("ports", "ports", _ports),
+        _Key("region", "region", _words(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+", "a region like us-west-2")),
+        _Key("image_id", "image_id", _text),
+        _Key("data_snapshots", "data_snapshots", _words(r"snap-[0-9a-f]+", "a snapshot id like snap-0123abcd")),
+        _Key(
+            "availability_zone",
+            "availability_zone",
+            _words(r"[a-z]{2}(?:-[a-z0-9]+)+[a-z]", "an availability zone like us-west-2a"),
+        ),
+        _Key("subnet", "subnet", _words(r"subnet-[0-9a-f]+", "a subnet id like subnet-0123abcd")),
+        _Key("security_group", "security_group", _security_group),
+        _Key("address", "address", _choice("auto", "private", "public")),
+        _Key("ready_timeout", "ready_timeout", _positive),
+    ),
+}
+_SINGLE_WORD = {"region", "availability_zone", "subnet"}
+
+
+def _key(section: str, name: str) -> _Key | None:
+    for key in _KEYS.get(section, ()):
+        if key.name == name:
+            return key
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Lines
+
+
+@dataclass
+class _Line:
+    """One physical line, classified. Offsets index ``text`` (the line without its ending)."""
+
+    number: int
+    text: str
+    eol: str
+    kind: str  # blank | comment | header | row | entry | other
+    section: str | None  # canonical name of the section it is in (header: the one it opens)
+    name: str = ""  # header: canonical section name; entry: the key
+    body: str = ""  # the text without its trailing comment, stripped
+    eq: int = -1  # entry: offset of '='
+    vstart: int = 0  # entry: value span
+    vend: int = 0
+    hash_at: int = -1  # offset of the trailing comment's '#', -1 when none
+    junk: str = ""  # header: text after ']'
+    malformed: bool = False  # header: no closing ']'
+
+    @property
+    def value(self) -> str:
+        return self.text[self.vstart : self.vend]
+
+
+_TRAILING_COMMENT = re.compile(r"\s#")
+_HEADER = re.compile(r"\[([^\]]*)\](.*)", re.S)
+
+
+def _split_lines(text: str) -> list[tuple[str, str]]:
+    """(line, ending) pairs; ending is '\\n', '\\r\\n' or '' for a last line without one."""
+    if not text:
+        return []
+    parts = text.split("\n")
+    pairs = []
+    for index, part in enumerate(parts):
+        if index == len(parts) - 1:
+            if part:
+                pairs.append((part, ""))
+        elif part.endswith("\r"):
+            pairs.append((part[:-1], "\r\n"))
+        else:
+            pairs.append((part, "\n"))
+    return pairs
+
+
+def _canonical(name: str) -> str:
+    return " ".join(name.split()).upper()
+
+
+def _scan(text: str) -> list[_Line]:
+    lines = []
+    section: str | None = None
+    for number, (content, eol) in enumerate(_split_lines(text), 1):
+        stripped = content.strip()
+        line = _Line(number, content, eol, "other", section)
+        if not stripped:
+            line.kind = "blank"
+        elif stripped.startswith("#"):
+            line.kind = "comment"
+        else:
+            found = _TRAILING_COMMENT.search(content)
+            code = content[: found.start()] if found else content
+            if found:
+                line.hash_at = found.end() - 1
+            line.body = code.strip()
+            if line.body.startswith("["):
+                line.kind = "header"
+                match = _HEADER.fullmatch(line.body)
+                if match:
+                    line.name = _canonical(match.group(1))
+                    line.junk = match.group(2).strip()
+                    section = line.section = line.name
+                else:
+                    line.malformed = True
+            elif section == LOAD_TABLE:
+                line.kind = "row"
+            elif "=" in code:
+                line.kind = "entry"
+                line.eq = code.index("=")
+                line.name = code[: line.eq].strip()
+                after = code[line.eq + 1 :]
+                line.vend = len(code.rstrip())
+                line.vstart = min(line.eq + 1 + len(after) - len(after.lstrip()), line.vend)
+                line.vend = max(line.vend, line.vstart)
+        lines.append(line)
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+def parse_conf(text: str, path: str) -> BalancerConf:
+    """Parse and validate the text of an aws_balancer.conf; ``path`` is for messages.
+
+    Raises ConfError listing every problem found, each ``PATH:LINE: message``
+    (``PATH: message`` for something missing altogether).
+    """
+    return _Parser(path).parse(text[1:] if text.startswith(_BOM) else text)
+
+
+class _Parser:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.errors: list[str] = []
+        self.headers: dict[str, int] = {}  # canonical section -> line of its first header
+        self.rows: list[LoadRow] = []
+        self.row_lines = 0
+        self.values: dict[str, dict[str, object]] = {MASTER: {}, SLAVE: {}}
+        self.seen: dict[str, dict[str, int]] = {MASTER: {}, SLAVE: {}}  # key -> first line
+
+    def error(self, line: int, message: str) -> None:
+        self.errors.append(f"{self.path}:{line}: {message}")
+
+    def parse(self, text: str) -> BalancerConf:
+        current: str | None = None  # None: before any section; "": an unknown section
+        told_before_first = False
+        for line in _scan(text):
+            if line.kind in ("blank", "comment"):
+                continue
+            if line.kind == "header":
+                if line.malformed:
+                    self.error(line.number, f"malformed section header {line.body!r} (missing ']')")
+                    continue
+                current = self.header(line)
+            elif current is None:
+                if not told_before_first:
+                    self.error(line.number, "text before the first section; expected [LOAD TABLE], [MASTER] or [SLAVE]")
+                    told_before_first = True
+            elif current == LOAD_TABLE:
+                self.row(line)
+            elif current in (MASTER, SLAVE):
+                self.entry(current, line)
+        return self.finish()
+
+    def header(self, line: _Line) -> str:
+        name = line.name
+        if line.junk:
+            self.error(line.number, f"unexpected text {line.junk!r} after [{name}]")
+        if not name:
+            self.error(line.number, "empty section name []")
+            return ""
+        if name not in SECTIONS:
+            hint = _did_you_mean(name, SECTIONS, show=lambda s: f"[{s}]")
+            self.error(line.number, f"unknown section [{name}]{hint}; known sections: [LOAD TABLE], [MASTER], [SLAVE]")
+            return ""
+        if name in self.headers:
+            self.error(line.number, f"duplicate section [{name}] (first on line {self.headers[name]})")
+        else:
+            self.headers[name] = line.number
+        return name
+
+    def row(self, line: _Line) -> None:
+        self.row_lines += 1
+        fields = line.body.split()
+        if len(fields) != 3:
+            self.error(
+                line.number,
+                f"load table row needs 3 fields (requests/sec min max), found {len(fields)}: {line.body!r}",
+            )
+            return
+        problems = []
+        threshold = minimum = maximum = None
+        try:
+            threshold = _not_negative(fields[0])
+        except _Invalid as exc:
+            problems.append(f"load table threshold: {exc}")
+        try:
+            minimum = _count(fields[1])
+        except _Invalid as exc:
+            problems.append(f"load table min: {exc}")
+        try:
+            maximum = _count(fields[2])
+        except _Invalid as exc:
+            problems.append(f"load table max: {exc}")
+        if minimum is not None and maximum is not None and minimum > maximum:
+            problems.append(f"load table min {minimum} is greater than max {maximum}")
+        if threshold is not None and self.rows and threshold <= self.rows[-1].threshold:
+            previous = self.rows[-1]
+            problems.append(
+                f"load table threshold {fields[0]} is not greater than {_number_text(previous.threshold)} "
+                f"on line {previous.line}; thresholds must be strictly ascending"
+            )
+        for problem in problems:
+            self.error(line.number, problem)
+        if threshold is not None and minimum is not None and maximum is not None:
+            if not problems or threshold > (self.rows[-1].threshold if self.rows else -1.0):
+                self.rows.append(LoadRow(threshold, minimum, maximum, line.number))
+
+    def entry(self, section: str, line: _Line) -> None:
+        if line.kind != "entry":
+            first = line.body.split()[0]
+            if _key(section, first):
+                self.error(line.number, f"{first}: missing '=' (expected '{first} = VALUE')")
+            else:
+                self.error(line.number, f"missing '=' in {line.body!r} (expected 'key = value')")
+            return
+        name = line.name
+        if not name:
+            self.error(line.number, f"missing key before '=' in {line.body!r}")
+            return
+        key = _key(section, name)
+        if key is None:
+            self.error(line.number, _unknown_key(section, name))
+            return
+        if name in self.seen[section]:
+            self.error(line.number, f"duplicate key {name} (first set on line {self.seen[section][name]})")
+            return
+        self.seen[section][name] = line.number
+        value = line.value
+        if not value:
+            return  # unset: the default applies
+        if name in _SINGLE_WORD and len(value.split()) > 1:
+            self.error(line.number, f"{name}: {value!r} must be a single value")
+            return
+        try:
+            self.values[section][key.field] = (key.convert(value), line.number)
+        except _Invalid as exc:
+            self.error(line.number, f"{name}: {exc}")
+
+    def finish(self) -> BalancerConf:
+        if LOAD_TABLE not in self.headers:
+            self.errors.append(f"{self.path}: missing [LOAD TABLE] section")
+        elif not self.row_lines:
+            self.error(self.headers[LOAD_TABLE], "[LOAD TABLE] has no rows (expected 'requests/sec min max' lines)")
+        if SLAVE not in self.headers:
+            self.errors.append(f"{self.path}: missing [SLAVE] section")
+        slave = self.values[SLAVE]
+        if "availability_zone" in slave and "region" in slave:
+            zone, zone_line = t.cast("tuple[tuple[str, ...], int]", slave["availability_zone"])
+            region = t.cast("tuple[tuple[str, ...], int]", slave["region"])[0]
+            if not zone[0].startswith(region[0] + "-") and not zone[0][:-1] == region[0]:
+                self.error(zone_line, f"availability_zone: {zone[0]!r} is not in region {region[0]}")
+        if self.errors:
+            raise ConfError(self.errors)
+        return BalancerConf(
+            path=self.path,
+            table=tuple(self.rows),
+            master=MasterConf(**self.fields(MASTER)),
+            slave=SlaveConf(**self.fields(SLAVE)),
+        )
+
+    def fields(self, section: str) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {}
+        for name, (value, _line) in t.cast("dict[str, tuple[object, int]]", self.values[section]).items():
+            single = isinstance(value, tuple) and name in ("region", "availability_zone", "subnet")
+            result[name] = value[0] if single else value  # type: ignore[index]
+        return result
+
+
+def _count(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise _Invalid(f"{text!r} must be 0 or more")
+    return value
+
+
+def _unknown_key(section: str, name: str) -> str:
+    known = [key.name for key in _KEYS[section]]
+    lowered = name.lower()
+    if lowered in known:
+        hint = f"; did you mean {lowered!r}? (keys are lower case)"
+    else:
+        hint = _did_you_mean(lowered, known)
+    for other, keys in _KEYS.items():
+        if other != section and any(key.name == lowered for key in keys):
+            hint = f"; {lowered} belongs in [{other}]"
+    return f"unknown key {name!r} in [{section}]{hint}"
+
+
+def _number_text(value: float) -> str:
+    return repr(float(value))
+
+
+def load_conf(path: str) -> BalancerConf:
+    """Read and validate the aws_balancer.conf at ``path``; ConfError for any problem."""
+    return parse_conf(_read_text(path), path)
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ConfError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise ConfError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ConfError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return _decode(data, path)
+
+
+def _decode(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})") from None
+
+
+# ---------------------------------------------------------------------------
+# Showing
+
+
+def summary(conf: BalancerConf, hostname: str) -> str:
+    """What ``--check-config`` prints: the load table and every setting in effect, defaults marked."""
+    out = [f"{conf.path}: OK", "", "[LOAD TABLE]  (requests/sec -> min..max slaves; below the first row: none)"]
+    out.append(f"  {'req/s':>8}  {'min':>4}  {'max':>4}")
+    for row in conf.table:
+        out.append(f"  {_number_text(row.threshold):>8}  {row.min:>4}  {row.max:>4}")
+    for section, values, defaults in ((MASTER, conf.master, MasterConf()), (SLAVE, conf.slave, SlaveConf())):
+        out.append("")
+        out.append(f"[{section}]")
+        width = max(len(key.name) for key in _KEYS[section])
+        for key in _KEYS[section]:
+            value = getattr(values, key.field)
+            shown = _show(value)
+            notes = []
+            if value == getattr(defaults, key.field):
+                notes.append("default")
+            if key.name == "balancer_id" and value is None:
+                shown = conf.resolved_balancer_id(hostname)
+                notes = ["derived from the host name and the conf path"]
+            note = f"  ({'; '.join(notes)})" if notes else ""
+            out.append(f"  {key.name:<{width}} = {shown}{note}")
+    return "\n".join(out) + "\n"
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, tuple):
+        return " ".join(_show(v) for v in value) if value else "(none)"
+    if isinstance(value, float):
+        return _number_text(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# Editing
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Set ``option`` in ``section`` to ``value`` (None: remove the line), optionally with a trailing comment."""
+
+    section: str
+    option: str
+    value: str | None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What update_conf did: the text before and after, and the backup it left (if any)."""
+
+    changed: bool
+    before: str
+    after: str
+    backup: str | None
+
+
+def apply_edits(text: str, edits: t.Sequence[Edit] = (), table: t.Sequence[LoadRow] | None = None) -> str:
+    """Apply ``edits`` (and a new load ``table``) to the text of a conf, keeping every other byte.
+
+    A key that is present gets its value replaced in place (its ``key =``
+    spacing and trailing comment kept, unless a new ``comment`` is given); an
+    absent key is added after the last key line of its section, an absent
+    section is appended. ``table`` replaces the data rows of ``[LOAD TABLE]``
+    and keeps its comment lines. Line endings, a byte order mark and a missing
+    final newline are kept. Raises ConfError for an edit that cannot be written.
+    """
+    bom = _BOM if text.startswith(_BOM) else ""
+    editor = _Editor(text[len(bom) :])
+    for edit in edits:
+        editor.apply(edit)
+    if table is not None:
+        editor.replace_table(table)
+    return bom + editor.text()
+
+
+class _Editor:
+    def __init__(self, text: str) -> None:
+        self.lines: list[tuple[str, str]] = _split_lines(text)
+        crlf = sum(1 for _, eol in self.lines if eol == "\r\n")
+        lf = sum(1 for _, eol in self.lines if eol == "\n")
+        self.eol = "\r\n" if crlf > lf else "\n"
+        self.final_newline = not text or text.endswith("\n")
+
+    def text(self) -> str:
+        out = []
+        for index, (content, eol) in enumerate(self.lines):
+            last = index == len(self.lines) - 1
+            if last:
+                eol = (eol or self.eol) if self.final_newline else ""
+            else:
+                eol = eol or self.eol
+            out.append(content + eol)
+        return "".join(out)
+
+    def scan(self) -> list[_Line]:
+        return _scan("".join(content + (eol or "\n") for content, eol in self.lines))
+
+    def section(self, lines: list[_Line], name: str) -> tuple[int, int] | None:
+        """Index range of the first ``name`` section: (header index, end index)."""
+        for index, line in enumerate(lines):
+            if line.kind == "header" and not line.malformed and line.name == name:
+                end = index + 1
+                while end < len(lines) and not (lines[end].kind == "header" and not lines[end].malformed):
+                    end += 1
+                return index, end
+        return None
+
+    def append(self, new: list[str]) -> None:
+        if self.lines and self.lines[-1][0].strip():
+            new = [""] + new
+        self.lines += [(content, self.eol) for content in new]
+
+    def apply(self, edit: Edit) -> None:
+        section = _canonical(edit.section)
+        if section not in (MASTER, SLAVE):
+            raise ConfError(f"cannot edit section [{edit.section}]: only [MASTER] and [SLAVE] take key = value settings")
+        if _key(section, edit.option) is None:
+            raise ConfError(_unknown_key(section, edit.option))
+        value = None if edit.value is None else _check_value(edit.option, edit.value)
+        comment = None if edit.comment is None else _check_comment(edit.option, edit.comment)
+        lines = self.scan()
+        span = self.section(lines, section)
+        if span is None:
+            if value is not None:
+                self.append([f"[{section}]", _entry(edit.option, value, comment, None)])
+            return
+        start, end = span
+        found = [i for i in range(start + 1, end) if lines[i].kind == "entry" and lines[i].name == edit.option]
+        if value is None:
+            for index in reversed(found):
+                del self.lines[index]
+            return
+        if found:
+            first = found[0]
+            self.lines[first] = (_replace_value(lines[first], value, comment), self.lines[first][1])
+            for index in reversed(found[1:]):
+                del self.lines[index]
+            return
+        entries = [i for i in range(start + 1, end) if lines[i].kind == "entry"]
+        like = lines[entries[-1]] if entries else None
+        at = entries[-1] + 1 if entries else start + 1
+        self.lines.insert(at, (_entry(edit.option, value, comment, like), self.eol))
+
+    def replace_table(self, table: t.Sequence[LoadRow]) -> None:
+        lines = self.scan()
+        span = self.section(lines, LOAD_TABLE)
+        rows = [_format_rows(table)]
+        if span is None:
+            self.append(["[LOAD TABLE]", "#req/s  min max"] + rows[0])
+            return
+        start, end = span
+        old = [i for i in range(start + 1, end) if lines[i].kind == "row"]
+        if _same_table([lines[i].body for i in old], table):
+            return
+        if old:
+            at = old[0]
+        else:
+            at = start + 1
+            while at < end and lines[at].kind == "comment":
+                at += 1
+        for index in reversed(old):
+            del self.lines[index]
+        self.lines[at:at] = [(row, self.eol) for row in rows[0]]
+
+
+def _check_value(option: str, value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ConfError(f"{option}: a value must be one line, not {value!r}")
+    value = value.strip()
+    if re.search(r"(?:^|\s)#", value):
+        raise ConfError(f"{option}: {value!r} would be read as a comment ('#' after a space)")
+    return value
+
+
+def _check_comment(option: str, comment: str) -> str:
+    if "\n" in comment or "\r" in comment:
+        raise ConfError(f"{option}: a comment must be one line, not {comment!r}")
+    return comment.strip()
+
+
+def _entry(option: str, value: str, comment: str | None, like: _Line | None) -> str:
+    """A new ``key = value`` line, its '=' in the column of ``like`` when that one is aligned with spaces."""
+    key = option
+    between = " "
+    if like is not None:
+        gap = like.text[: like.eq][len(like.text[: like.eq].rstrip()) :]
+        after = like.text[like.eq + 1 : like.vstart] or " "
+        if gap.strip(" ") == "" and after.strip(" ") == "":
+            key = option.ljust(like.eq - 1) if len(option) < like.eq else option
+            between = after
+    line = f"{key} ={between}{value}".rstrip() if value else f"{key} ="
+    return f"{line} # {comment}" if comment else line
+
+
+def _replace_value(line: _Line, value: str, comment: str | None) -> str:
+    text = line.text
+    if not value:
+        head = text[: line.eq + 1]
+    elif line.vend > line.vstart:
+        head = text[: line.vstart] + value
+    else:
+        head = text[: line.eq + 1] + " " + value
+    if comment is not None:
+        return f"{head} # {comment}" if comment else head
+    if line.hash_at < 0:
+        return head
+    gap = text[line.vend : line.hash_at]
+    if gap.strip(" "):  # tabs: keep them as they were
+        return head + gap + text[line.hash_at :]
+    return head + " " * max(1, line.hash_at - len(head)) + text[line.hash_at :]
+
+
+def _format_rows(table: t.Sequence[LoadRow]) -> list[str]:
+    """Rows aligned like the shipped conf: ``0.1     0   1``."""
+    cells = [(_number_text(row.threshold), str(row.min), str(row.max)) for row in table]
+    first = max([7] + [len(c[0]) for c in cells]) + 1
+    second = max([3] + [len(c[1]) for c in cells]) + 1
+    return [f"{a:<{first}}{b:<{second}}{c}" for a, b, c in cells]
+
+
+def _same_table(bodies: list[str], table: t.Sequence[LoadRow]) -> bool:
+    if len(bodies) != len(table):
+        return False
+    for body, row in zip(bodies, table):
+        fields = body.split()
+        try:
+            if len(fields) != 3 or (_number(fields[0]), _integer(fields[1]), _integer(fields[2])) != (
+                float(row.threshold),
+                row.min,
+                row.max,
+            ):
+                return False
+        except _Invalid:
+            return False
+    return True
+
+
+def update_conf(
+    path: str,
+    edits: t.Sequence[Edit] = (),
+    table: t.Sequence[LoadRow] | None = None,
+    *,
+    backup: bool = True,
+    check: bool = False,
+) -> UpdateResult:
+    """Edit the conf at ``path`` in place: read, apply, validate, write atomically when changed.
+
+    The result must be a valid conf (ConfError naming lines of the new text
+    otherwise, and nothing is written). A missing file is treated as empty, so
+    a complete set of edits creates it. With ``check`` nothing is written.
+    The old bytes are kept in ``PATH.bak`` when ``backup`` (and a file existed).
+    """
+    try:
+        before = _read_text(path)
+        existed = True
+    except ConfError:
+        if os.path.lexists(path):
+            raise
+        before, existed = "", False
+    after = apply_edits(before, edits, table)
+    parse_conf(after, path)
+    if after == before:
+        return UpdateResult(False, before, after, None)
+    if check:
+        return UpdateResult(True, before, after, None)
+    try:
+        saved = write_atomic(path, after, backup=backup and existed)
+    except OSError as exc:
+        raise ConfError(f"{path}: {exc.strerror or exc}") from None
+    return UpdateResult(True, before, after, saved)
+
+
+__all__ = [
+    "BalancerConf",
+    "ConfError",
+    "Edit",
+    "MasterConf",
+    "SlaveConf",
+    "UpdateResult",
+    "apply_edits",
+    "default_balancer_id",
+    "load_conf",
+    "parse_conf",
+    "summary",
+    "update_conf",
+]
+
+# dataclasses.replace is handy for callers building a conf in code.
+replace = dataclasses.replace

@@ -1,0 +1,601 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The balancer: every poll sample, reconcile, check, decide, act, publish.
+
+State that matters lives in EC2 tags, not in this process: the fleet is
+whatever carries our balancer id, so a restarted balancer adopts what it had.
+The only memory kept here is which slaves answered the readiness check and
+when, and recent bands for scale-in stabilization; both are rebuilt within a
+poll or two after a restart.
+"""
+
+from __future__ import annotations
+
+# The daemon runs outside Ansible (no AnsibleModule): it runs the reload
+# command with subprocess like any daemon does.
+# pylint: disable=ansible-bad-function
+
+import collections
+import logging
+import os
+import select
+import signal
+import socket
+import time
+import typing as t
+from dataclasses import dataclass
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
+    Band,
+    Plan,
+    Slave,
+    SlaveState,
+    counts,
+    plan as make_plan,
+    stabilized,
+    wanted,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
+    EC2,
+    CapacityError,
+    EC2Error,
+    Instance,
+    LaunchSpec,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import check_slaves
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import write_renderfarm
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
+
+LOG = logging.getLogger("gbrowse_aws.balancer")
+
+#: EC2 states in which an instance still counts (and is still billed).
+_ALIVE = {"pending": SlaveState.PENDING, "running": SlaveState.BOOTING}
+
+#: How long one readiness check may take, at most.
+CHECK_TIMEOUT = 2.0
+
+
+# --------------------------------------------------------------------------
+# logging, sd_notify, signals
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+class OriginalFormatter(logging.Formatter):
+    """``[24/Nov/2026:10:00:00 +0000] message``, as the Perl balancer wrote, whatever the locale."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        lt = time.localtime(record.created)
+        day = time.strftime("%d/", lt) + MONTHS[lt.tm_mon - 1] + time.strftime("/%Y:%H:%M:%S %z", lt)
+        return day
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"[{self.formatTime(record)}] {record.getMessage()}"
+
+
+def setup_logging(verbosity: int, logfile: str | None = None, stamped: bool = True) -> logging.Handler:
+    """Log to ``logfile`` (stamped like the original) or stderr (plain under systemd: journald stamps)."""
+    if logfile:
+        handler: logging.Handler = logging.FileHandler(logfile, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(OriginalFormatter() if stamped or logfile else logging.Formatter("%(message)s"))
+    LOG.handlers[:] = [handler]
+    LOG.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+    LOG.propagate = False
+    return handler
+
+
+class Notifier:
+    """sd_notify(3) in a few lines of stdlib; a no-op outside systemd."""
+
+    def __init__(self, environ: t.Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET") or ""
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        self.address = address
+        usec = env.get("WATCHDOG_USEC")
+        pid = env.get("WATCHDOG_PID")
+        self.watchdog_interval: float | None = None
+        if usec and usec.isdigit() and (not pid or pid == str(os.getpid())):
+            self.watchdog_interval = int(usec) / 2_000_000  # ping at half the timeout
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    def send(self, *lines: str) -> None:
+        if not self.address:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.connect(self.address)
+                sock.sendall("\n".join(lines).encode("utf-8"))
+        except OSError as exc:  # systemd gone or socket unreachable: not fatal
+            LOG.debug("sd_notify failed: %s", exc)
+
+
+class Signals:
+    """Signal handlers only record the signal; the loop acts on it (self-pipe wake-up)."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reload = False
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._write, b"x")
+        except OSError:
+            pass
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        self.stop = True
+        self._wake()
+
+    def _on_reload(self, signum: int, frame: object) -> None:
+        self.reload = True
+        self._wake()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; return early when a signal arrives."""
+        if seconds > 0 and not (self.stop or self.reload):
+            try:
+                select.select([self._read], [], [], seconds)
+            except InterruptedError:
+                pass
+        try:
+            while os.read(self._read, 512):
+                pass
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------
+# the master, as the slaves see it
+
+
+@dataclass(frozen=True)
+class Master:
+    """Where the master is: from instance metadata on EC2, else from the conf."""
+
+    on_ec2: bool = False
+    region: str | None = None
+    image_id: str | None = None
+    availability_zone: str | None = None
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    private_ip: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    external_ip: str | None = None
+
+
+def discover_master(conf: BalancerConf, metadata: t.Any | None) -> Master:
+    """The original's rules: on EC2, image, zone, subnet, VPC and IP come from metadata."""
+    if metadata is not None and metadata.available():
+        return Master(
+            on_ec2=True,
+            region=conf.slave.region or metadata.region,
+            image_id=metadata.image_id,
+            availability_zone=metadata.availability_zone,
+            subnet_id=metadata.subnet_id,
+            vpc_id=metadata.vpc_id,
+            private_ip=metadata.private_ip,
+            security_group_ids=tuple(metadata.security_group_ids or ()),
+            external_ip=conf.master.external_ip or metadata.public_ip,
+        )
+    return Master(region=conf.slave.region, external_ip=conf.master.external_ip)
+
+
+# --------------------------------------------------------------------------
+# the balancer
+
+
+@dataclass
+class PollReport:
+    """What one poll saw and did; printed by --once/--dry-run, logged, sent as STATUS=."""
+
+    load: float | None
+    load_signal: str
+    req_per_sec: float | None
+    busy_workers: int | None
+    idle_workers: int | None
+    band: Band
+    held: bool
+    fleet: list[dict[str, t.Any]]
+    counts: dict[str, int]
+    plan: Plan
+    expired: list[str]
+    renderers: list[str]
+    launched: list[str]
+    errors: list[str]
+    dry_run: bool
+
+    def as_dict(self) -> dict[str, t.Any]:
+        return {
+            "load": self.load,
+            "load_signal": self.load_signal,
+            "req_per_sec": self.req_per_sec,
+            "busy_workers": self.busy_workers,
+            "idle_workers": self.idle_workers,
+            "min": self.band.min,
+            "max": self.band.max,
+            "held": self.held,
+            "fleet": {**self.counts, "instances": self.fleet},
+            "plan": {
+                "current": self.plan.current,
+                "launch": self.plan.launch,
+                "remove": list(self.plan.remove),
+                "replace_unready": self.expired,
+            },
+            "renderfarm": self.renderers,
+            "launched": self.launched,
+            "errors": self.errors,
+            "dry_run": self.dry_run,
+        }
+
+    def status_line(self) -> str:
+        load = "n/a" if self.load is None else f"{self.load:.2f}"
+        c = self.counts
+        return (
+            f"load {load} req/s; want {self.band.min}-{self.band.max}{' (held)' if self.held else ''}; "
+            f"slaves {c['pending']} pending, {c['booting']} booting, {c['ready']} ready"
+        )
+
+
+class Balancer:
+    """One balancer: its conf, its Apache, its tagged fleet, its render farm."""
+
+    def __init__(
+        self,
+        conf: BalancerConf,
+        *,
+        ec2: EC2,
+        meter: LoadMeter,
+        master: Master,
+        dry_run: bool = False,
+        ssh_key: str | None = None,
+        clock: t.Callable[[], float] = time.time,
+        check: t.Callable[..., dict[str, bool]] = check_slaves,
+        reload: t.Callable[[str], None] | None = None,
+    ) -> None:
+        self.conf = conf
+        self.ec2 = ec2
+        self.meter = meter
+        self.master = master
+        self.dry_run = dry_run
+        self.ssh_key = ssh_key
+        self.clock = clock
+        self.check = check
+        self.reload_apache = reload or run_reload_command
+        self.last_ready: dict[str, float] = {}  # id -> last time it answered 403
+        self.ready: set[str] = set()
+        self.history: collections.deque[tuple[float, Band]] = collections.deque(maxlen=10_000)
+        self.last_band: Band | None = None
+        self._spec: LaunchSpec | None = None
+
+    # -- configuration ------------------------------------------------------
+
+    def replace_conf(self, conf: BalancerConf) -> None:
+        """SIGHUP: new conf, same fleet. The launch spec is rebuilt on the next launch."""
+        self.conf = conf
+        self._spec = None
+        self.meter = LoadMeter(conf.master.server_status_url, timeout=conf.master.status_timeout)
+
+    # -- one poll -------------------------------------------------------------
+
+    def sample(self) -> tuple[Load | None, str | None]:
+        try:
+            return self.meter.sample(), None
+        except StatusError as exc:
+            return None, str(exc)
+
+    def poll(self, load: Load | None = None, load_error: str | None = None, *, sampled: bool = False) -> PollReport:
+        """Run one poll. ``load`` may be passed in by a caller that sampled already."""
+        if not sampled:
+            load, load_error = self.sample()
+        now = self.clock()
+        errors: list[str] = []
+        signal_name = self.conf.master.load_signal
+        value = load.signal(signal_name) if load is not None else None
+        if load_error:
+            errors.append(load_error)
+            LOG.warning("Cannot read the load from Apache (%s): holding the fleet as it is", load_error)
+
+        instances = self.ec2.describe_fleet()
+        addresses = {i.id: self.address_of(i) for i in instances}
+        running = {i.id: addresses[i.id] for i in instances if i.state == "running" and addresses[i.id]}
+        results = self.check(running, self.conf.slave.ports[0], CHECK_TIMEOUT)
+        for iid, ok in results.items():
+            if ok:
+                if iid not in self.ready:
+                    LOG.info("Slave %s at %s is ready", iid, running[iid])
+                self.ready.add(iid)
+                self.last_ready[iid] = now
+            elif iid in self.ready:
+                LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, running[iid])
+                self.ready.discard(iid)
+        known = {i.id for i in instances}
+        self.ready &= set(running)
+        for iid in list(self.last_ready):
+            if iid not in known:
+                del self.last_ready[iid]
+
+        slaves, expired = self._classify(instances, now)
+        band, held = self._band(value, slaves, now)
+        plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
+
+        removing = list(plan.remove) + [i for i in expired if i not in plan.remove]
+        farm_ids = [iid for iid in sorted(self.ready) if iid not in removing]
+        renderers = [f"http://{addresses[iid]}:{port}" for iid in farm_ids for port in self.conf.slave.ports]
+        launched: list[str] = []
+        if not self.dry_run:
+            # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
+            self.publish(renderers)
+            if removing:
+                for iid in expired:
+                    LOG.warning("Slave %s was not ready within %s min: replacing it", iid, self.conf.slave.ready_timeout)
+                LOG.info("Terminating %s", " ".join(removing))
+                self.ec2.terminate(removing)
+                self.ready.difference_update(removing)
+            if plan.launch:
+                launched = self._launch(plan.launch, errors)
+
+        report = PollReport(
+            load=value,
+            load_signal=signal_name,
+            req_per_sec=load.req_per_sec if load else None,
+            busy_workers=load.busy_workers if load else None,
+            idle_workers=load.idle_workers if load else None,
+            band=band,
+            held=held,
+            fleet=[
+                {
+                    "id": i.id,
+                    "state": s.state.value,
+                    "ec2_state": i.state,
+                    "address": addresses[i.id],
+                    "instance_type": i.instance_type,
+                    "launched": i.launched,
+                }
+                for i, s in zip(instances, slaves)
+            ],
+            counts=counts(slaves),
+            plan=plan,
+            expired=expired,
+            renderers=renderers,
+            launched=launched,
+            errors=errors,
+            dry_run=self.dry_run,
+        )
+        LOG.info(report.status_line())
+        return report
+
+    def _classify(self, instances: t.Sequence[Instance], now: float) -> tuple[list[Slave], list[str]]:
+        """Instances -> slaves for the plan; booting ones past ready_timeout expire."""
+        limit = self.conf.slave.ready_timeout * 60
+        slaves: list[Slave] = []
+        expired: list[str] = []
+        for inst in instances:
+            state = _ALIVE.get(inst.state, SlaveState.GOING)
+            if state is SlaveState.BOOTING and inst.id in self.ready:
+                state = SlaveState.READY
+            if state in (SlaveState.PENDING, SlaveState.BOOTING):
+                since = max(inst.launched, self.last_ready.get(inst.id, 0.0))
+                if now - since > limit:
+                    expired.append(inst.id)
+                    state = SlaveState.GOING
+            slaves.append(Slave(inst.id, state, inst.launched))
+        return slaves, expired
+
+    def _band(self, value: float | None, slaves: t.Sequence[Slave], now: float) -> tuple[Band, bool]:
+        """The wanted band; without a load figure, hold: never scale in on missing data."""
+        if value is None:
+            alive = sum(1 for s in slaves if s.state is not SlaveState.GOING)
+            last = self.last_band or Band(0, 0)
+            return Band(last.min, max(last.max, alive)), True
+        band = wanted(value, self.conf.table)
+        self.history.append((now, band))
+        window = self.conf.master.scale_in_delay * 60
+        while self.history and self.history[0][0] < now - window:
+            self.history.popleft()
+        band = stabilized(band, self.history, now, window)
+        self.last_band = band
+        return band, False
+
+    def address_of(self, inst: Instance) -> str | None:
+        """``[SLAVE] address``: auto = private when in the master's VPC or no public IP, else public."""
+        mode = self.conf.slave.address
+        if mode == "private":
+            return inst.private_ip
+        if mode == "public":
+            return inst.public_ip
+        if not inst.public_ip or (self.master.vpc_id and inst.vpc_id == self.master.vpc_id):
+            return inst.private_ip
+        return inst.public_ip
+
+    # -- acting -------------------------------------------------------------
+
+    def launch_spec(self) -> LaunchSpec:
+        """Built once (and after SIGHUP): image lookup, security group, subnet."""
+        if self._spec is None:
+            self._spec = build_launch_spec(self.conf, self.ec2, self.master, self.ssh_key)
+        return self._spec
+
+    def _launch(self, count: int, errors: list[str]) -> list[str]:
+        try:
+            spec = self.launch_spec()
+            result = self.ec2.launch(count, spec)
+        except CapacityError as exc:
+            # No spot capacity at our price: nothing stays open, try again next poll.
+            LOG.warning("No spot capacity for %d slave(s) (%s): will retry next poll", count, exc)
+            errors.append(str(exc))
+            return []
+        except EC2Error as exc:
+            LOG.error("Could not launch %d slave(s): %s", count, exc)
+            errors.append(str(exc))
+            return []
+        for code, message in result.errors:
+            LOG.warning("Launch partly failed: %s: %s", code, message)
+            errors.append(f"{code}: {message}")
+        if result.instance_ids:
+            LOG.info("Launched %s", " ".join(result.instance_ids))
+        return list(result.instance_ids)
+
+    def publish(self, renderers: t.Sequence[str]) -> bool:
+        """Rewrite renderfarm.conf when the set of ready slaves changed, then reload Apache."""
+        path = self.conf.master.renderfarm_conf
+        try:
+            changed = write_renderfarm(path, renderers)
+        except OSError as exc:
+            LOG.error("Cannot write %s: %s", path, exc)
+            return False
+        if changed:
+            LOG.info("Render farm now: %s", " ".join(renderers) or "(empty)")
+            self.reload_apache(self.conf.master.reload_command)
+        return changed
+
+    def shutdown(self, wait: float = 600.0) -> None:
+        """SIGTERM: by default empty the farm, terminate the fleet, delete what we made."""
+        if self.dry_run:
+            return
+        if self.conf.master.on_exit == "keep":
+            LOG.info("on_exit = keep: leaving the fleet running for the next balancer")
+            return
+        LOG.info("Shutting down: emptying the render farm and terminating the slaves")
+        self.publish([])
+        deadline = time.monotonic() + wait
+        while True:
+            live = [i.id for i in self.ec2.describe_fleet() if i.state != "terminated"]
+            if not live:
+                break
+            self.ec2.terminate(live)
+            if time.monotonic() > deadline:
+                LOG.error("Slaves still shutting down after %.0f s: %s", wait, " ".join(live))
+                break
+            time.sleep(2)
+        self.ec2.delete_launch_template()
+        if not self.ec2.delete_security_group():
+            LOG.warning("Security group still in use; it will be removed by the next clean shutdown")
+        LOG.info("Normal termination")
+
+
+def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str | None) -> LaunchSpec:
+    """Everything CreateFleet needs, resolved once: image, network, security group."""
+    slave = conf.slave
+    image_ref = master.image_id if master.on_ec2 and not slave.image_id else slave.image_id
+    if not image_ref:
+        raise EC2Error("[SLAVE] image_id is not set and the master is not on EC2: no image to launch")
+    image = ec2.resolve_image(image_ref)
+    subnet = slave.subnet or (master.subnet_id if master.on_ec2 else None)
+    zone = slave.availability_zone or (master.availability_zone if master.on_ec2 and not subnet else None)
+    if slave.security_group:
+        groups: tuple[str, ...] = (ec2.find_security_group(slave.security_group, subnet),)
+    else:
+        vpc_id = ec2.subnet_vpc(subnet) if subnet else master.vpc_id
+        same_vpc = bool(master.on_ec2 and master.vpc_id and vpc_id == master.vpc_id and master.security_group_ids)
+        if same_vpc:
+            source = {"source_group_id": master.security_group_ids[0]}
+        elif master.on_ec2 and master.private_ip and vpc_id == master.vpc_id:
+            source = {"source_cidr": f"{master.private_ip}/32"}
+        elif master.external_ip:
+            source = {"source_cidr": f"{master.external_ip}/32"}
+        else:
+            raise EC2Error(
+                "[MASTER] external_ip is not set and the master is not on EC2: "
+                "set it (the slaves' firewall admits only the master) or set [SLAVE] security_group"
+            )
+        groups = (ec2.ensure_security_group(vpc_id, slave.ports, ssh=bool(ssh_key), **source),)
+    return LaunchSpec(
+        image_id=image.id,
+        instance_types=slave.instance_types,
+        spot_bid=slave.spot_bid,
+        ports=slave.ports,
+        subnet_id=subnet,
+        availability_zone=zone,
+        security_group_ids=groups,
+        key_name=ssh_key,
+        data_snapshots=slave.data_snapshots,
+    )
+
+
+def run_reload_command(command: str) -> None:
+    """Reload Apache gracefully (shell words, no shell); failures are logged, not fatal."""
+    import shlex
+    import subprocess
+
+    if not command.strip():
+        return
+    try:
+        result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        LOG.error("Reload command %r failed: %s", command, exc)
+        return
+    if result.returncode != 0:
+        LOG.error("Reload command %r exited %d: %s", command, result.returncode, result.stderr.strip()[:500])
+
+
+def run(
+    balancer: Balancer,
+    *,
+    signals: Signals,
+    notifier: Notifier,
+    reload_conf: t.Callable[[], BalancerConf | None],
+    on_report: t.Callable[[PollReport], None] | None = None,
+    monotonic: t.Callable[[], float] = time.monotonic,
+) -> int:
+    """The loop: ``while not stop: poll(); sleep until the next poll (pinging the watchdog)``."""
+    notifier.send("READY=1", "STATUS=Taking a baseline sample of the load")
+    balancer.sample()  # baseline: the first rate needs two readings
+    next_poll = monotonic() + balancer.conf.master.poll_interval * 60
+    while True:
+        while not signals.stop:
+            if signals.reload:
+                signals.reload = False
+                notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(monotonic() * 1_000_000)}")
+                conf = reload_conf()
+                if conf is not None:
+                    balancer.replace_conf(conf)
+                    balancer.sample()
+                    next_poll = monotonic() + conf.master.poll_interval * 60
+                notifier.send("READY=1")
+            remaining = next_poll - monotonic()
+            if remaining <= 0:
+                break
+            step = remaining if notifier.watchdog_interval is None else min(remaining, notifier.watchdog_interval)
+            signals.wait(step)
+            notifier.send("WATCHDOG=1")
+        if signals.stop:
+            break
+        next_poll += balancer.conf.master.poll_interval * 60
+        try:
+            report = balancer.poll()
+        except EC2Error as exc:
+            LOG.error("Poll failed: %s (the fleet is unchanged; trying again next poll)", exc)
+            notifier.send(f"STATUS=Poll failed: {exc}", "WATCHDOG=1")
+            continue
+        notifier.send(f"STATUS={report.status_line()}", "WATCHDOG=1")
+        if on_report is not None:
+            on_report(report)
+        if next_poll < monotonic():  # a slow poll: do not try to catch up in a burst
+            next_poll = monotonic() + balancer.conf.master.poll_interval * 60
+    notifier.send("STOPPING=1", "STATUS=Cleaning up")
+    LOG.info("Termination signal received")
+    try:
+        balancer.shutdown()
+    except EC2Error as exc:
+        LOG.error("Cleanup failed: %s", exc)
+        return 1
+    return 0
