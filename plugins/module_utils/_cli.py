@@ -77,19 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
         "EC2_ACCESS_KEY/EC2_SECRET_KEY, or a prompt on a terminal. Options may be abbreviated.",
         allow_abbrev=True,
     )
-    p.add_argument("--conf", default=DEFAULT_CONF, metavar="FILE", help=f"balancer configuration (default {DEFAULT_CONF})")
+    p.add_argument(
+        "--conf", default=DEFAULT_CONF, metavar="FILE", help=f"balancer configuration (default {DEFAULT_CONF})"
+    )
     p.add_argument("--access_key", metavar="KEY", help="EC2 access key (visible to other users in ps: avoid)")
     p.add_argument("--secret_key", metavar="KEY", help="EC2 secret key (visible to other users in ps: avoid)")
     p.add_argument("--pidfile", metavar="FILE", help="file holding the daemon's process ID (locked while it runs)")
     p.add_argument("--logfile", metavar="FILE", help="append log lines here instead of stderr")
     p.add_argument("--user", metavar="USER", help="run as this user after opening the pid and log files (root only)")
-    p.add_argument("--verbosity", type=int, choices=range(0, 4), default=2, metavar="0-3", help="0 least, 3 most (default 2)")
+    p.add_argument(
+        "--verbosity", type=int, choices=range(0, 4), default=2, metavar="0-3", help="0 least, 3 most (default 2)"
+    )
     p.add_argument("--background", action="store_true", help="detach and run as a daemon")
     p.add_argument("--kill", action="store_true", help="stop the daemon named by --pidfile, and wait for its clean-up")
-    p.add_argument("--ssh_key", metavar="KEYPAIR", help="EC2 key pair for ssh to the slaves (port 22 from the master only)")
+    p.add_argument(
+        "--ssh_key", metavar="KEYPAIR", help="EC2 key pair for ssh to the slaves (port 22 from the master only)"
+    )
     p.add_argument("--check-config", action="store_true", help="validate --conf, print a summary, and exit")
-    p.add_argument("--once", action="store_true", help="take a baseline, wait one poll interval, poll once, print JSON, exit")
-    p.add_argument("--dry-run", action="store_true", help="read Apache and AWS, print what would be done, change nothing")
+    p.add_argument(
+        "--once", action="store_true", help="take a baseline, wait one poll interval, poll once, print JSON, exit"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="read Apache and AWS, print what would be done, change nothing"
+    )
     return p
 
 
@@ -281,7 +291,13 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         hostname = socket.gethostname()
         metadata = InstanceMetadata()
         master = _daemon.discover_master(conf, metadata)
-        region = conf.slave.region or master.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        region = (
+            conf.slave.region
+            or master.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1"
+        )
         balancer_id = conf.resolved_balancer_id(hostname)
         client = make_client(region, **credentials(args, os.environ))
         balancer = _daemon.Balancer(

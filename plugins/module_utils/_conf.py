@@ -14,7 +14,6 @@ original, every mistake is reported, all at once, as ``FILE:LINE: message``.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import hashlib
 import ipaddress
@@ -175,7 +174,8 @@ def _url(text: str) -> str:
     try:
         parts = urlsplit(text)
         host = parts.hostname
-        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a bad port
+        if parts.port is not None and parts.port == 0:  # .port raises ValueError when out of range
+            raise problem
     except ValueError:
         raise problem from None
     if parts.scheme.lower() not in ("http", "https") or not host:
@@ -201,15 +201,11 @@ def _text(text: str) -> str:
 
 def _choice(*allowed: str) -> t.Callable[[str], str]:
     def convert(text: str) -> str:
-        if text.lower() in allowed:
-            return text.lower()
-        return _fail_choice(text, allowed)
+        if text.lower() not in allowed:
+            raise _Invalid(f"{text!r} is not one of {', '.join(allowed)}{_did_you_mean(text.lower(), allowed)}")
+        return text.lower()
 
     return convert
-
-
-def _fail_choice(text: str, allowed: t.Sequence[str]) -> t.NoReturn:
-    raise _Invalid(f"{text!r} is not one of {', '.join(allowed)}{_did_you_mean(text.lower(), allowed)}")
 
 
 def _did_you_mean(word: str, choices: t.Iterable[str], show: t.Callable[[str], str] = repr) -> str:
@@ -228,6 +224,20 @@ def _words(pattern: str, what: str) -> t.Callable[[str], tuple[str, ...]]:
         if problems:
             raise _Invalid("; ".join(problems))
         return tuple(words)
+
+    return convert
+
+
+def _word(pattern: str, what: str) -> t.Callable[[str], str]:
+    """A single word matching ``pattern``."""
+    regex = re.compile(pattern, re.ASCII)
+
+    def convert(text: str) -> str:
+        if len(text.split()) > 1:
+            raise _Invalid(f"{text!r} must be a single value")
+        if not regex.fullmatch(text):
+            raise _Invalid(f"{text!r} is not {what}")
+        return text
 
     return convert
 
@@ -282,24 +292,25 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("status_timeout", "status_timeout", _positive),
     ),
     SLAVE: (
-        _Key("instance_type", "instance_types", _words(r"[a-z][a-z0-9-]*\.[a-z0-9-]+", "an instance type like m5.large")),
+        _Key(
+            "instance_type", "instance_types", _words(r"[a-z][a-z0-9-]*\.[a-z0-9-]+", "an instance type like m5.large")
+        ),
         _Key("spot_bid", "spot_bid", _positive),
         _Key("ports", "ports", _ports),
-        _Key("region", "region", _words(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+", "a region like us-west-2")),
+        _Key("region", "region", _word(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+", "a region like us-west-2")),
         _Key("image_id", "image_id", _text),
         _Key("data_snapshots", "data_snapshots", _words(r"snap-[0-9a-f]+", "a snapshot id like snap-0123abcd")),
         _Key(
             "availability_zone",
             "availability_zone",
-            _words(r"[a-z]{2}(?:-[a-z0-9]+)+[a-z]", "an availability zone like us-west-2a"),
+            _word(r"[a-z]{2}(?:-[a-z0-9]+)+[a-z]", "an availability zone like us-west-2a"),
         ),
-        _Key("subnet", "subnet", _words(r"subnet-[0-9a-f]+", "a subnet id like subnet-0123abcd")),
+        _Key("subnet", "subnet", _word(r"subnet-[0-9a-f]+", "a subnet id like subnet-0123abcd")),
         _Key("security_group", "security_group", _security_group),
         _Key("address", "address", _choice("auto", "private", "public")),
         _Key("ready_timeout", "ready_timeout", _positive),
     ),
 }
-_SINGLE_WORD = {"region", "availability_zone", "subnet"}
 
 
 def _key(section: str, name: str) -> _Key | None:
@@ -420,7 +431,8 @@ class _Parser:
         self.headers: dict[str, int] = {}  # canonical section -> line of its first header
         self.rows: list[LoadRow] = []
         self.row_lines = 0
-        self.values: dict[str, dict[str, object]] = {MASTER: {}, SLAVE: {}}
+        self.last: tuple[float, int] | None = None  # (threshold, line) of the last row in ascending order
+        self.values: dict[str, dict[str, object]] = {MASTER: {}, SLAVE: {}}  # field -> value
         self.seen: dict[str, dict[str, int]] = {MASTER: {}, SLAVE: {}}  # key -> first line
 
     def error(self, line: int, message: str) -> None:
@@ -467,6 +479,9 @@ class _Parser:
     def row(self, line: _Line) -> None:
         self.row_lines += 1
         fields = line.body.split()
+        if "=" in line.body:
+            self.error(line.number, f"load table rows are 'requests/sec min max', not settings: {line.body!r}")
+            return
         if len(fields) != 3:
             self.error(
                 line.number,
@@ -489,17 +504,18 @@ class _Parser:
             problems.append(f"load table max: {exc}")
         if minimum is not None and maximum is not None and minimum > maximum:
             problems.append(f"load table min {minimum} is greater than max {maximum}")
-        if threshold is not None and self.rows and threshold <= self.rows[-1].threshold:
-            previous = self.rows[-1]
-            problems.append(
-                f"load table threshold {fields[0]} is not greater than {_number_text(previous.threshold)} "
-                f"on line {previous.line}; thresholds must be strictly ascending"
-            )
+        if threshold is not None:
+            if self.last is not None and threshold <= self.last[0]:
+                problems.append(
+                    f"load table threshold {fields[0]} is not greater than {_number_text(self.last[0])} "
+                    f"on line {self.last[1]}; thresholds must be strictly ascending"
+                )
+            else:
+                self.last = (threshold, line.number)
         for problem in problems:
             self.error(line.number, problem)
-        if threshold is not None and minimum is not None and maximum is not None:
-            if not problems or threshold > (self.rows[-1].threshold if self.rows else -1.0):
-                self.rows.append(LoadRow(threshold, minimum, maximum, line.number))
+        if not problems and threshold is not None and minimum is not None and maximum is not None:
+            self.rows.append(LoadRow(threshold, minimum, maximum, line.number))
 
     def entry(self, section: str, line: _Line) -> None:
         if line.kind != "entry":
@@ -524,11 +540,8 @@ class _Parser:
         value = line.value
         if not value:
             return  # unset: the default applies
-        if name in _SINGLE_WORD and len(value.split()) > 1:
-            self.error(line.number, f"{name}: {value!r} must be a single value")
-            return
         try:
-            self.values[section][key.field] = (key.convert(value), line.number)
+            self.values[section][key.field] = key.convert(value)
         except _Invalid as exc:
             self.error(line.number, f"{name}: {exc}")
 
@@ -540,26 +553,22 @@ class _Parser:
         if SLAVE not in self.headers:
             self.errors.append(f"{self.path}: missing [SLAVE] section")
         slave = self.values[SLAVE]
-        if "availability_zone" in slave and "region" in slave:
-            zone, zone_line = t.cast("tuple[tuple[str, ...], int]", slave["availability_zone"])
-            region = t.cast("tuple[tuple[str, ...], int]", slave["region"])[0]
-            if not zone[0].startswith(region[0] + "-") and not zone[0][:-1] == region[0]:
-                self.error(zone_line, f"availability_zone: {zone[0]!r} is not in region {region[0]}")
+        zone, region = slave.get("availability_zone"), slave.get("region")
+        if isinstance(zone, str) and isinstance(region, str) and not _zone_in_region(zone, region):
+            self.error(self.seen[SLAVE]["availability_zone"], f"availability_zone: {zone!r} is not in region {region}")
         if self.errors:
             raise ConfError(self.errors)
         return BalancerConf(
             path=self.path,
             table=tuple(self.rows),
-            master=MasterConf(**self.fields(MASTER)),
-            slave=SlaveConf(**self.fields(SLAVE)),
+            master=MasterConf(**t.cast("dict[str, t.Any]", self.values[MASTER])),
+            slave=SlaveConf(**t.cast("dict[str, t.Any]", self.values[SLAVE])),
         )
 
-    def fields(self, section: str) -> dict[str, t.Any]:
-        result: dict[str, t.Any] = {}
-        for name, (value, _line) in t.cast("dict[str, tuple[object, int]]", self.values[section]).items():
-            single = isinstance(value, tuple) and name in ("region", "availability_zone", "subnet")
-            result[name] = value[0] if single else value  # type: ignore[index]
-        return result
+
+def _zone_in_region(zone: str, region: str) -> bool:
+    """us-west-2a and the Local Zone us-west-2-lax-1a are in us-west-2."""
+    return zone[:-1] == region or zone.startswith(region + "-")
 
 
 def _count(text: str) -> int:
@@ -637,9 +646,20 @@ def summary(conf: BalancerConf, hostname: str) -> str:
             if key.name == "balancer_id" and value is None:
                 shown = conf.resolved_balancer_id(hostname)
                 notes = ["derived from the host name and the conf path"]
+            if value is not None and key.name in _UNITS:
+                shown = f"{shown} {_UNITS[key.name]}"
             note = f"  ({'; '.join(notes)})" if notes else ""
             out.append(f"  {key.name:<{width}} = {shown}{note}")
-    return "\n".join(out) + "\n"
+    return "\n".join(out)
+
+
+_UNITS = {
+    "poll_interval": "minutes",
+    "scale_in_delay": "minutes",
+    "status_timeout": "seconds",
+    "spot_bid": "USD/hour",
+    "ready_timeout": "minutes",
+}
 
 
 def _show(value: object) -> str:
@@ -735,7 +755,9 @@ class _Editor:
     def apply(self, edit: Edit) -> None:
         section = _canonical(edit.section)
         if section not in (MASTER, SLAVE):
-            raise ConfError(f"cannot edit section [{edit.section}]: only [MASTER] and [SLAVE] take key = value settings")
+            raise ConfError(
+                f"cannot edit section [{edit.section}]: only [MASTER] and [SLAVE] take key = value settings"
+            )
         if _key(section, edit.option) is None:
             raise ConfError(_unknown_key(section, edit.option))
         value = None if edit.value is None else _check_value(edit.option, edit.value)
@@ -744,7 +766,7 @@ class _Editor:
         span = self.section(lines, section)
         if span is None:
             if value is not None:
-                self.append([f"[{section}]", _entry(edit.option, value, comment, None)])
+                self.append([f"[{section}]", _entry(edit.option, value, comment, [])])
             return
         start, end = span
         found = [i for i in range(start + 1, end) if lines[i].kind == "entry" and lines[i].name == edit.option]
@@ -759,16 +781,15 @@ class _Editor:
                 del self.lines[index]
             return
         entries = [i for i in range(start + 1, end) if lines[i].kind == "entry"]
-        like = lines[entries[-1]] if entries else None
         at = entries[-1] + 1 if entries else start + 1
-        self.lines.insert(at, (_entry(edit.option, value, comment, like), self.eol))
+        self.lines.insert(at, (_entry(edit.option, value, comment, [lines[i] for i in entries]), self.eol))
 
     def replace_table(self, table: t.Sequence[LoadRow]) -> None:
         lines = self.scan()
         span = self.section(lines, LOAD_TABLE)
-        rows = [_format_rows(table)]
+        rows = _format_rows(table)
         if span is None:
-            self.append(["[LOAD TABLE]", "#req/s  min max"] + rows[0])
+            self.append(["[LOAD TABLE]", "#req/s  min max"] + rows)
             return
         start, end = span
         old = [i for i in range(start + 1, end) if lines[i].kind == "row"]
@@ -782,7 +803,7 @@ class _Editor:
                 at += 1
         for index in reversed(old):
             del self.lines[index]
-        self.lines[at:at] = [(row, self.eol) for row in rows[0]]
+        self.lines[at:at] = [(row, self.eol) for row in rows]
 
 
 def _check_value(option: str, value: str) -> str:
@@ -800,17 +821,20 @@ def _check_comment(option: str, comment: str) -> str:
     return comment.strip()
 
 
-def _entry(option: str, value: str, comment: str | None, like: _Line | None) -> str:
-    """A new ``key = value`` line, its '=' in the column of ``like`` when that one is aligned with spaces."""
+def _entry(option: str, value: str, comment: str | None, section: t.Sequence[_Line]) -> str:
+    """A new ``key = value`` line for ``section`` (its entry lines).
+
+    When the section's keys are padded with spaces so that their '=' line up
+    (as in the shipped conf), the new line's '=' goes in the same column.
+    """
     key = option
-    between = " "
-    if like is not None:
-        gap = like.text[: like.eq][len(like.text[: like.eq].rstrip()) :]
-        after = like.text[like.eq + 1 : like.vstart] or " "
-        if gap.strip(" ") == "" and after.strip(" ") == "":
-            key = option.ljust(like.eq - 1) if len(option) < like.eq else option
-            between = after
-    line = f"{key} ={between}{value}".rstrip() if value else f"{key} ="
+    columns = {line.eq for line in section}
+    if len(columns) == 1 and all(line.text[: line.eq].endswith(" ") for line in section):
+        column = columns.pop()
+        padded = any(line.text[: line.eq].endswith("  ") for line in section)
+        if padded and len(option) < column:
+            key = option.ljust(column - 1)
+    line = f"{key} = {value}" if value else f"{key} ="
     return f"{line} # {comment}" if comment else line
 
 
@@ -906,6 +930,3 @@ __all__ = [
     "summary",
     "update_conf",
 ]
-
-# dataclasses.replace is handy for callers building a conf in code.
-replace = dataclasses.replace

@@ -39,25 +39,20 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import 
     stabilized,
     wanted,
 )
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
-    EC2,
-    CapacityError,
-    EC2Error,
-    Instance,
-    LaunchSpec,
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
+    Master,
+    Readiness,
+    build_launch_spec,
+    renderer_urls,
+    slave_address,
+    teardown,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import check_slaves
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import write_renderfarm
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
 
 LOG = logging.getLogger("gbrowse_aws.balancer")
-
-#: EC2 states in which an instance still counts (and is still billed).
-_ALIVE = {"pending": SlaveState.PENDING, "running": SlaveState.BOOTING}
-
-#: How long one readiness check may take, at most.
-CHECK_TIMEOUT = 2.0
-
 
 # --------------------------------------------------------------------------
 # logging, sd_notify, signals
@@ -164,42 +159,6 @@ class Signals:
 
 
 # --------------------------------------------------------------------------
-# the master, as the slaves see it
-
-
-@dataclass(frozen=True)
-class Master:
-    """Where the master is: from instance metadata on EC2, else from the conf."""
-
-    on_ec2: bool = False
-    region: str | None = None
-    image_id: str | None = None
-    availability_zone: str | None = None
-    subnet_id: str | None = None
-    vpc_id: str | None = None
-    private_ip: str | None = None
-    security_group_ids: tuple[str, ...] = ()
-    external_ip: str | None = None
-
-
-def discover_master(conf: BalancerConf, metadata: t.Any | None) -> Master:
-    """The original's rules: on EC2, image, zone, subnet, VPC and IP come from metadata."""
-    if metadata is not None and metadata.available():
-        return Master(
-            on_ec2=True,
-            region=conf.slave.region or metadata.region,
-            image_id=metadata.image_id,
-            availability_zone=metadata.availability_zone,
-            subnet_id=metadata.subnet_id,
-            vpc_id=metadata.vpc_id,
-            private_ip=metadata.private_ip,
-            security_group_ids=tuple(metadata.security_group_ids or ()),
-            external_ip=conf.master.external_ip or metadata.public_ip,
-        )
-    return Master(region=conf.slave.region, external_ip=conf.master.external_ip)
-
-
-# --------------------------------------------------------------------------
 # the balancer
 
 
@@ -278,10 +237,8 @@ class Balancer:
         self.dry_run = dry_run
         self.ssh_key = ssh_key
         self.clock = clock
-        self.check = check
+        self.readiness = Readiness(check=check)
         self.reload_apache = reload or run_reload_command
-        self.last_ready: dict[str, float] = {}  # id -> last time it answered 403
-        self.ready: set[str] = set()
         self.history: collections.deque[tuple[float, Band]] = collections.deque(maxlen=10_000)
         self.last_band: Band | None = None
         self._spec: LaunchSpec | None = None
@@ -315,41 +272,31 @@ class Balancer:
             LOG.warning("Cannot read the load from Apache (%s): holding the fleet as it is", load_error)
 
         instances = self.ec2.describe_fleet()
-        addresses = {i.id: self.address_of(i) for i in instances}
-        running = {i.id: addresses[i.id] for i in instances if i.state == "running" and addresses[i.id]}
-        results = self.check(running, self.conf.slave.ports[0], CHECK_TIMEOUT)
-        for iid, ok in results.items():
-            if ok:
-                if iid not in self.ready:
-                    LOG.info("Slave %s at %s is ready", iid, running[iid])
-                self.ready.add(iid)
-                self.last_ready[iid] = now
-            elif iid in self.ready:
-                LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, running[iid])
-                self.ready.discard(iid)
-        known = {i.id for i in instances}
-        self.ready &= set(running)
-        for iid in list(self.last_ready):
-            if iid not in known:
-                del self.last_ready[iid]
-
-        slaves, expired = self._classify(instances, now)
+        addresses = {i.id: slave_address(i, self.conf.slave.address, self.master) for i in instances}
+        gained, lost = self.readiness.update(instances, addresses, self.conf.slave.ports[0], now)
+        for iid in gained:
+            LOG.info("Slave %s at %s is ready", iid, addresses[iid])
+        for iid in lost:
+            LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, addresses[iid])
+        slaves, expired = self.readiness.classify(instances, now, self.conf.slave.ready_timeout * 60)
         band, held = self._band(value, slaves, now)
         plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
 
         removing = list(plan.remove) + [i for i in expired if i not in plan.remove]
-        farm_ids = [iid for iid in sorted(self.ready) if iid not in removing]
-        renderers = [f"http://{addresses[iid]}:{port}" for iid in farm_ids for port in self.conf.slave.ports]
+        farm = [addresses[iid] for iid in sorted(self.readiness.ready) if iid not in removing]
+        renderers = renderer_urls(farm, self.conf.slave.ports)
         launched: list[str] = []
         if not self.dry_run:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
             self.publish(renderers)
             if removing:
                 for iid in expired:
-                    LOG.warning("Slave %s was not ready within %s min: replacing it", iid, self.conf.slave.ready_timeout)
+                    LOG.warning(
+                        "Slave %s was not ready within %s min: replacing it", iid, self.conf.slave.ready_timeout
+                    )
                 LOG.info("Terminating %s", " ".join(removing))
                 self.ec2.terminate(removing)
-                self.ready.difference_update(removing)
+                self.readiness.ready.difference_update(removing)
             if plan.launch:
                 launched = self._launch(plan.launch, errors)
 
@@ -383,23 +330,6 @@ class Balancer:
         LOG.info(report.status_line())
         return report
 
-    def _classify(self, instances: t.Sequence[Instance], now: float) -> tuple[list[Slave], list[str]]:
-        """Instances -> slaves for the plan; booting ones past ready_timeout expire."""
-        limit = self.conf.slave.ready_timeout * 60
-        slaves: list[Slave] = []
-        expired: list[str] = []
-        for inst in instances:
-            state = _ALIVE.get(inst.state, SlaveState.GOING)
-            if state is SlaveState.BOOTING and inst.id in self.ready:
-                state = SlaveState.READY
-            if state in (SlaveState.PENDING, SlaveState.BOOTING):
-                since = max(inst.launched, self.last_ready.get(inst.id, 0.0))
-                if now - since > limit:
-                    expired.append(inst.id)
-                    state = SlaveState.GOING
-            slaves.append(Slave(inst.id, state, inst.launched))
-        return slaves, expired
-
     def _band(self, value: float | None, slaves: t.Sequence[Slave], now: float) -> tuple[Band, bool]:
         """The wanted band; without a load figure, hold: never scale in on missing data."""
         if value is None:
@@ -414,17 +344,6 @@ class Balancer:
         band = stabilized(band, self.history, now, window)
         self.last_band = band
         return band, False
-
-    def address_of(self, inst: Instance) -> str | None:
-        """``[SLAVE] address``: auto = private when in the master's VPC or no public IP, else public."""
-        mode = self.conf.slave.address
-        if mode == "private":
-            return inst.private_ip
-        if mode == "public":
-            return inst.public_ip
-        if not inst.public_ip or (self.master.vpc_id and inst.vpc_id == self.master.vpc_id):
-            return inst.private_ip
-        return inst.public_ip
 
     # -- acting -------------------------------------------------------------
 
@@ -459,7 +378,7 @@ class Balancer:
         path = self.conf.master.renderfarm_conf
         try:
             changed = write_renderfarm(path, renderers)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             LOG.error("Cannot write %s: %s", path, exc)
             return False
         if changed:
@@ -476,59 +395,10 @@ class Balancer:
             return
         LOG.info("Shutting down: emptying the render farm and terminating the slaves")
         self.publish([])
-        deadline = time.monotonic() + wait
-        while True:
-            live = [i.id for i in self.ec2.describe_fleet() if i.state != "terminated"]
-            if not live:
-                break
-            self.ec2.terminate(live)
-            if time.monotonic() > deadline:
-                LOG.error("Slaves still shutting down after %.0f s: %s", wait, " ".join(live))
-                break
-            time.sleep(2)
-        self.ec2.delete_launch_template()
-        if not self.ec2.delete_security_group():
-            LOG.warning("Security group still in use; it will be removed by the next clean shutdown")
+        left = teardown(self.ec2, wait)
+        if left:
+            LOG.error("Slaves still shutting down after %.0f s: %s", wait, " ".join(left))
         LOG.info("Normal termination")
-
-
-def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str | None) -> LaunchSpec:
-    """Everything CreateFleet needs, resolved once: image, network, security group."""
-    slave = conf.slave
-    image_ref = master.image_id if master.on_ec2 and not slave.image_id else slave.image_id
-    if not image_ref:
-        raise EC2Error("[SLAVE] image_id is not set and the master is not on EC2: no image to launch")
-    image = ec2.resolve_image(image_ref)
-    subnet = slave.subnet or (master.subnet_id if master.on_ec2 else None)
-    zone = slave.availability_zone or (master.availability_zone if master.on_ec2 and not subnet else None)
-    if slave.security_group:
-        groups: tuple[str, ...] = (ec2.find_security_group(slave.security_group, subnet),)
-    else:
-        vpc_id = ec2.subnet_vpc(subnet) if subnet else master.vpc_id
-        same_vpc = bool(master.on_ec2 and master.vpc_id and vpc_id == master.vpc_id and master.security_group_ids)
-        if same_vpc:
-            source = {"source_group_id": master.security_group_ids[0]}
-        elif master.on_ec2 and master.private_ip and vpc_id == master.vpc_id:
-            source = {"source_cidr": f"{master.private_ip}/32"}
-        elif master.external_ip:
-            source = {"source_cidr": f"{master.external_ip}/32"}
-        else:
-            raise EC2Error(
-                "[MASTER] external_ip is not set and the master is not on EC2: "
-                "set it (the slaves' firewall admits only the master) or set [SLAVE] security_group"
-            )
-        groups = (ec2.ensure_security_group(vpc_id, slave.ports, ssh=bool(ssh_key), **source),)
-    return LaunchSpec(
-        image_id=image.id,
-        instance_types=slave.instance_types,
-        spot_bid=slave.spot_bid,
-        ports=slave.ports,
-        subnet_id=subnet,
-        availability_zone=zone,
-        security_group_ids=groups,
-        key_name=ssh_key,
-        data_snapshots=slave.data_snapshots,
-    )
 
 
 def run_reload_command(command: str) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import math
 import re
 import socket
 import ssl
@@ -85,7 +86,7 @@ def parse_number(value: str) -> int | float | None:
     if not _NUMBER.match(text):
         return None
     number = float(text)
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):  # 1e999
         return None
     if number.is_integer():
         return int(text) if re.match(r"^[+-]?\d+$", text) else int(number)
@@ -223,6 +224,8 @@ def _describe(exc: BaseException, timeout: float) -> str:
         return f"timeout after {timeout:g} s"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(reason, http.client.RemoteDisconnected):  # a ConnectionResetError too
+        return "the server closed the connection without an answer"
     if isinstance(reason, ConnectionResetError):
         return "connection reset by the server"
     if isinstance(reason, socket.gaierror):
@@ -231,8 +234,6 @@ def _describe(exc: BaseException, timeout: float) -> str:
         return f"TLS certificate not trusted ({reason.verify_message or reason}; validate_certs=False skips the check)"
     if isinstance(reason, ssl.SSLError):
         return f"TLS error ({reason.reason or reason})"
-    if isinstance(reason, http.client.RemoteDisconnected):
-        return "the server closed the connection without an answer"
     if isinstance(reason, http.client.HTTPException):
         return f"not an HTTP answer ({type(reason).__name__}: {reason})"
     if isinstance(reason, OSError) and reason.strerror:
@@ -262,7 +263,7 @@ def fetch_status(
     master's own. ``timeout`` bounds each network wait, and reading the body
     as a whole.
     """
-    if not isinstance(timeout, (int, float)) or not timeout > 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
         raise StatusError(f"{_redact(str(url))}: the timeout must be a positive number of seconds, not {timeout!r}")
     target = status_url(url)
     parts = urllib.parse.urlsplit(target)
@@ -324,7 +325,9 @@ def _read_body(response: t.Any, deadline: float, timeout: float, shown: str) -> 
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY:
-            raise StatusError(f"{shown}: answer larger than {MAX_BODY // 1024} kB, not a server-status page", answered=True)
+            raise StatusError(
+                f"{shown}: answer larger than {MAX_BODY // 1024} kB, not a server-status page", answered=True
+            )
         chunks.append(chunk)
 
 

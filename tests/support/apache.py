@@ -43,7 +43,6 @@ import textwrap
 import threading
 import time
 import typing as t
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,10 @@ MODULES = ("mpm_event", "authz_core", "authz_host", "status", "mime", "dir")
 
 SMALL_FILE = "small.txt"
 SMALL_BODY = b"GBrowse render slave test page\n" * 4  # 128 bytes
+
+
+# Proxy variables in the environment must never divert loopback test traffic.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ApacheUnavailable(RuntimeError):
@@ -135,6 +138,8 @@ class PrivateApache:
         extra_conf: str = "",
         keep_root: bool = False,
     ) -> None:
+        if not host.startswith("127."):
+            raise ValueError(f"PrivateApache listens on loopback only, not {host}")
         self.host = host
         self.max_request_workers = max_request_workers
         self.start_timeout = start_timeout
@@ -335,7 +340,7 @@ class PrivateApache:
     def fetch_status_text(self, timeout: float = 5.0) -> str | None:
         """The raw ``?auto`` body, or None when the server does not answer."""
         try:
-            with urllib.request.urlopen(self.status_url + "?auto", timeout=timeout) as resp:
+            with _NO_PROXY.open(self.status_url + "?auto", timeout=timeout) as resp:
                 body: bytes = resp.read()
         except (OSError, http.client.HTTPException):
             return None
@@ -595,11 +600,13 @@ def ab_burst(
     concurrency: int = 8,
     *,
     max_requests: int = 5_000_000,
+    keepalive: bool = True,
     ab: str | None = None,
 ) -> AbResult:
-    """``ab -q -t SECONDS -c N URL``: a short burst as fast as the server goes.
+    """``ab -q [-k] -t SECONDS -n MAX -c N URL``: a short burst as fast as the server goes.
 
     ``-t`` alone caps ab at 50000 requests; ``-n`` after it lifts the cap.
+    ``-k`` (keep-alive, the default here) roughly doubles the rate.
     The ab process is killed (by PID, through subprocess) if it overruns.
     """
     if not re.match(r"^http://127\.\d+\.\d+\.\d+:\d+/", url):
@@ -608,7 +615,7 @@ def ab_burst(
     if not os.access(binary, os.X_OK):
         raise ApacheUnavailable("ab not found: install apache2-utils")
     secs = max(1, round(seconds))
-    cmd = [binary, "-q", "-k", "-t", str(secs), "-n", str(max_requests), "-c", str(concurrency), url]
+    cmd = [binary, "-q", *(["-k"] if keepalive else []), "-t", str(secs), "-n", str(max_requests), "-c", str(concurrency), url]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")

@@ -1,0 +1,190 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The slave fleet as the daemon and the spot_fleet module both see it.
+
+One place for: where the master is, which address a slave is reached on,
+which slaves are ready (and which never became so), the launch spec, the
+render farm URLs, and tearing a fleet down.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Slave, SlaveState
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, EC2Error, Instance, LaunchSpec
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import check_slaves
+
+#: EC2 states in which an instance still counts (and is still billed).
+_ALIVE = {"pending": SlaveState.PENDING, "running": SlaveState.BOOTING}
+
+#: How long one readiness check may take, at most.
+CHECK_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Master:
+    """Where the master is: from instance metadata on EC2, else from the conf."""
+
+    on_ec2: bool = False
+    region: str | None = None
+    image_id: str | None = None
+    availability_zone: str | None = None
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+    private_ip: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    external_ip: str | None = None
+
+
+def discover_master(conf: BalancerConf, metadata: t.Any | None) -> Master:
+    """The original's rules: on EC2, image, zone, subnet, VPC and IP come from metadata."""
+    if metadata is not None and metadata.available():
+        return Master(
+            on_ec2=True,
+            region=conf.slave.region or metadata.region,
+            image_id=metadata.image_id,
+            availability_zone=metadata.availability_zone,
+            subnet_id=metadata.subnet_id,
+            vpc_id=metadata.vpc_id,
+            private_ip=metadata.private_ip,
+            security_group_ids=tuple(metadata.security_group_ids or ()),
+            external_ip=conf.master.external_ip or metadata.public_ip,
+        )
+    return Master(region=conf.slave.region, external_ip=conf.master.external_ip)
+
+
+def slave_address(inst: Instance, mode: str, master: Master) -> str | None:
+    """``[SLAVE] address``: auto = private when in the master's VPC or without a public IP, else public."""
+    if mode == "private":
+        return inst.private_ip
+    if mode == "public":
+        return inst.public_ip
+    if not inst.public_ip or (master.vpc_id and inst.vpc_id == master.vpc_id):
+        return inst.private_ip
+    return inst.public_ip
+
+
+def renderer_urls(addresses: t.Iterable[str], ports: t.Sequence[int]) -> list[str]:
+    """``http://ADDRESS:PORT`` for every slave and port, as GBrowse's renderfarm.conf lists them."""
+    return [f"http://{address}:{port}" for address in addresses for port in ports]
+
+
+@dataclass
+class Readiness:
+    """Which slaves answered the readiness check, and when they last did.
+
+    This is the only fleet memory the balancer keeps; after a restart it is
+    rebuilt by the first poll's checks.
+    """
+
+    check: t.Callable[..., dict[str, bool]] = check_slaves
+    ready: set[str] = field(default_factory=set)
+    last_ready: dict[str, float] = field(default_factory=dict)
+
+    def update(
+        self, instances: t.Sequence[Instance], addresses: t.Mapping[str, str | None], port: int, now: float
+    ) -> tuple[list[str], list[str]]:
+        """Check every running slave (concurrently); returns (newly ready, newly lost) ids."""
+        running = {i.id: addresses[i.id] for i in instances if i.state == "running" and addresses.get(i.id)}
+        results = self.check(running, port, CHECK_TIMEOUT)
+        gained, lost = [], []
+        for iid, ok in results.items():
+            if ok:
+                if iid not in self.ready:
+                    gained.append(iid)
+                self.ready.add(iid)
+                self.last_ready[iid] = now
+            elif iid in self.ready:
+                lost.append(iid)
+                self.ready.discard(iid)
+        self.ready &= set(running)
+        known = {i.id for i in instances}
+        for iid in [k for k in self.last_ready if k not in known]:
+            del self.last_ready[iid]
+        return gained, lost
+
+    def classify(
+        self, instances: t.Sequence[Instance], now: float, ready_timeout: float
+    ) -> tuple[list[Slave], list[str]]:
+        """Instances -> slaves for the plan. Pending or booting longer than ``ready_timeout`` seconds
+        (since launch, or since the slave last answered) expire: they go, and are replaced."""
+        slaves: list[Slave] = []
+        expired: list[str] = []
+        for inst in instances:
+            state = _ALIVE.get(inst.state, SlaveState.GOING)
+            if state is SlaveState.BOOTING and inst.id in self.ready:
+                state = SlaveState.READY
+            if state in (SlaveState.PENDING, SlaveState.BOOTING):
+                since = max(inst.launched, self.last_ready.get(inst.id, 0.0))
+                if now - since > ready_timeout:
+                    expired.append(inst.id)
+                    state = SlaveState.GOING
+            slaves.append(Slave(inst.id, state, inst.launched))
+        return slaves, expired
+
+
+def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str | None) -> LaunchSpec:
+    """Everything CreateFleet needs, resolved once: image, network, security group."""
+    slave = conf.slave
+    image_ref = slave.image_id or (master.image_id if master.on_ec2 else None)
+    if not image_ref:
+        raise EC2Error("[SLAVE] image_id is not set and the master is not on EC2: no image to launch")
+    image = ec2.resolve_image(image_ref)
+    subnet = slave.subnet or (master.subnet_id if master.on_ec2 else None)
+    zone = slave.availability_zone or (master.availability_zone if master.on_ec2 and not subnet else None)
+    if slave.security_group:
+        groups: tuple[str, ...] = (ec2.find_security_group(slave.security_group, subnet),)
+    else:
+        vpc_id = ec2.subnet_vpc(subnet) if subnet else master.vpc_id
+        source: dict[str, str]
+        if master.on_ec2 and master.vpc_id and vpc_id == master.vpc_id and master.security_group_ids:
+            source = {"source_group_id": master.security_group_ids[0]}
+        elif master.on_ec2 and master.private_ip and vpc_id == master.vpc_id:
+            source = {"source_cidr": f"{master.private_ip}/32"}
+        elif master.external_ip:
+            source = {"source_cidr": f"{master.external_ip}/32"}
+        else:
+            raise EC2Error(
+                "[MASTER] external_ip is not set and the master is not on EC2: "
+                "set it (the slaves' firewall admits only the master) or set [SLAVE] security_group"
+            )
+        groups = (ec2.ensure_security_group(vpc_id, slave.ports, ssh=bool(ssh_key), **source),)
+    return LaunchSpec(
+        image_id=image.id,
+        instance_types=slave.instance_types,
+        spot_bid=slave.spot_bid,
+        ports=slave.ports,
+        subnet_id=subnet,
+        availability_zone=zone,
+        security_group_ids=groups,
+        key_name=ssh_key,
+        data_snapshots=slave.data_snapshots,
+    )
+
+
+def teardown(ec2: EC2, wait: float = 600.0, sleep: t.Callable[[float], None] = time.sleep) -> list[str]:
+    """Terminate every slave of this balancer, wait until they are gone, then delete the
+    launch template and the security group. Returns the ids still alive after ``wait`` s."""
+    deadline = time.monotonic() + wait
+    live: list[str] = []
+    while True:
+        fleet = [i for i in ec2.describe_fleet() if i.state != "terminated"]
+        live = [i.id for i in fleet]
+        if not live:
+            break
+        running = [i.id for i in fleet if i.state != "shutting-down"]
+        if running:
+            ec2.terminate(running)
+        if time.monotonic() > deadline:
+            break
+        sleep(2)
+    ec2.delete_launch_template()
+    ec2.delete_security_group()
+    return live
