@@ -263,6 +263,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
 
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, EC2Error, make_client
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import discover_master
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import LoadMeter
 
@@ -290,7 +291,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
     try:
         hostname = socket.gethostname()
         metadata = InstanceMetadata()
-        master = _daemon.discover_master(conf, metadata)
+        master = discover_master(conf, metadata)
         region = (
             conf.slave.region
             or master.region

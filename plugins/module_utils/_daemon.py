@@ -245,11 +245,18 @@ class Balancer:
 
     # -- configuration ------------------------------------------------------
 
-    def replace_conf(self, conf: BalancerConf) -> None:
-        """SIGHUP: new conf, same fleet. The launch spec is rebuilt on the next launch."""
+    def replace_conf(self, conf: BalancerConf) -> bool:
+        """SIGHUP: new conf, same fleet. The launch spec is rebuilt on the next launch.
+
+        Returns True when the load meter changed (a new Apache URL): it needs a new baseline.
+        """
+        old = self.conf.master
         self.conf = conf
         self._spec = None
+        if (old.server_status_url, old.status_timeout) == (conf.master.server_status_url, conf.master.status_timeout):
+            return False
         self.meter = LoadMeter(conf.master.server_status_url, timeout=conf.master.status_timeout)
+        return True
 
     # -- one poll -------------------------------------------------------------
 
@@ -436,8 +443,7 @@ def run(
                 signals.reload = False
                 notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(monotonic() * 1_000_000)}")
                 conf = reload_conf()
-                if conf is not None:
-                    balancer.replace_conf(conf)
+                if conf is not None and balancer.replace_conf(conf):
                     balancer.sample()
                     next_poll = monotonic() + conf.master.poll_interval * 60
                 notifier.send("READY=1")

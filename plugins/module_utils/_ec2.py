@@ -57,7 +57,7 @@ USER_AGENT = "gbrowse_aws/0.1"
 
 #: What a balancer id may look like: it becomes part of resource names
 #: (launch templates allow only a few punctuation characters).
-BALANCER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+BALANCER_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 #: Instance states that make up the fleet (everything but ``terminated``).
 FLEET_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
@@ -298,11 +298,12 @@ class EC2:
     def __init__(self, client: t.Any, balancer_id: str) -> None:
         if not HAS_BOTO3:
             raise EC2Error("boto3 is required for EC2 (pip install boto3)", code="MissingBoto3")
-        if not BALANCER_ID_PATTERN.match(balancer_id or ""):
+        if not isinstance(balancer_id, str) or not BALANCER_ID_PATTERN.fullmatch(balancer_id):
             raise ValueError(f"invalid balancer id {balancer_id!r}: use 1-64 of A-Z a-z 0-9 . _ -")
         self.client = client
         self.balancer_id = balancer_id
-        #: API calls made through this object's client, by operation name.
+        #: API calls made on the client since this object was made, by operation name
+        #: (counted by a botocore event hook; paging counts one call per page).
         self.calls: collections.Counter[str] = collections.Counter()
         #: HTTP attempts, retries included, by operation name.
         self.attempts: collections.Counter[str] = collections.Counter()
@@ -388,7 +389,7 @@ class EC2:
         text = (image_id_or_name or "").strip()
         if not text:
             raise EC2Error("No image given", code="InvalidAMIName")
-        if re.match(r"^ami-[0-9a-f]+$", text):
+        if re.fullmatch(r"ami-[0-9a-f]+", text):
             try:
                 with _api(f"describe image {text}"):
                     images = self.client.describe_images(ImageIds=[text])["Images"]
@@ -423,6 +424,46 @@ class EC2:
             raise EC2Error(f"Subnet {subnet_id} not found", code="InvalidSubnetID.NotFound")
         raw = subnets[0]
         return Subnet(raw["SubnetId"], raw["VpcId"], raw.get("AvailabilityZone"), raw.get("CidrBlock"))
+
+    def subnet_vpc(self, subnet_id: str) -> str:
+        """The VPC of ``subnet_id``."""
+        return self.describe_subnet(subnet_id).vpc_id
+
+    def find_security_group(self, name_or_id: str, subnet_id: str | None = None) -> str:
+        """The id of an existing security group given in the conf (``security_group``).
+
+        An ``sg-...`` id is checked to exist; a name is looked up in the VPC of
+        ``subnet_id`` when given, else everywhere (and must then be unique).
+        The group is only referenced, never changed: it need not carry our tag.
+        """
+        text = (name_or_id or "").strip()
+        if re.fullmatch(r"sg-[0-9a-f]+", text):
+            try:
+                with _api(f"describe security group {text}"):
+                    groups = self.client.describe_security_groups(GroupIds=[text])["SecurityGroups"]
+            except EC2Error as exc:
+                if "NotFound" in _code(exc):
+                    raise EC2Error(f"Security group {text} not found", code=exc.code) from exc
+                raise
+            if not groups:
+                raise EC2Error(f"Security group {text} not found", code="InvalidGroup.NotFound")
+            return groups[0]["GroupId"]
+        filters = [{"Name": "group-name", "Values": [text]}]
+        where = ""
+        if subnet_id:
+            vpc_id = self.subnet_vpc(subnet_id)
+            filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+            where = f" in {vpc_id}"
+        with _api(f"describe security group {text!r}"):
+            groups = self.client.describe_security_groups(Filters=filters)["SecurityGroups"]
+        if not groups:
+            raise EC2Error(f"No security group named {text!r}{where}", code="InvalidGroup.NotFound")
+        if len(groups) > 1:
+            ids = ", ".join(sorted(g["GroupId"] for g in groups))
+            raise EC2Error(
+                f"Several security groups are named {text!r} ({ids}): give its id or a subnet", code="Ambiguous"
+            )
+        return groups[0]["GroupId"]
 
     # -- the launch template ----------------------------------------------
 
@@ -578,14 +619,11 @@ class EC2:
             raise ValueError(f"invalid number of slaves to launch: {count}")
         if count == 0:
             return LaunchResult(())
-        template_id = self.ensure_launch_template(spec)
-        version = self.template_version or "$Default"
-        params = self.fleet_request(count, spec, template_id, version)
-        # One token per launch: a retry of this very request by botocore (after a
-        # timeout, say) cannot launch twice.
-        params["ClientToken"] = str(uuid.uuid4())
-        with _api(f"launch {count} slave(s)"):
-            answer = self.client.create_fleet(**params)
+        answer = self._create_fleet(count, spec)
+        if not _launched(answer) and any(
+            _code_of(e).startswith("InvalidLaunchTemplate") for e in answer.get("Errors") or ()
+        ):
+            answer = self._create_fleet(count, spec, again=True)
         ids: list[str] = []
         for group in answer.get("Instances") or ():
             ids.extend(group.get("InstanceIds") or ())
@@ -597,12 +635,40 @@ class EC2:
             return result
         if not errors:
             raise EC2Error(f"Failed to launch {count} slave(s): no instances and no errors", code="Unknown")
-        code, message = errors[0]
+        code = errors[0][0]
         summary = "; ".join(f"{c}: {m}" for c, m in dict.fromkeys(errors))
-        if all(c in CAPACITY_ERROR_CODES for c, _ in errors):
+        codes = [error[0] for error in errors]
+        if all(c in CAPACITY_ERROR_CODES for c in codes):
             raise CapacityError(f"Failed to launch {count} slave(s): {summary}", code=code, errors=errors)
-        other = next(c for c, _ in errors if c not in CAPACITY_ERROR_CODES)
+        other = next(c for c in codes if c not in CAPACITY_ERROR_CODES)
         raise EC2Error(f"Failed to launch {count} slave(s): {summary}", code=other)
+
+    def _create_fleet(self, count: int, spec: LaunchSpec, again: bool = False) -> dict[str, t.Any]:
+        if again:
+            # Our template vanished behind our back (deleted by hand?): make it anew, once.
+            self._template = None
+        template_id = self.ensure_launch_template(spec)
+        params = self.fleet_request(count, spec, template_id, self.template_version or "$Default")
+        # One token per request: botocore's retry of this very request (after a
+        # timeout, say) cannot launch twice.
+        params["ClientToken"] = str(uuid.uuid4())
+        try:
+            with _api(f"launch {count} slave(s)"):
+                return self.client.create_fleet(**params)
+        except EC2Error as exc:
+            if again or not _code(exc).startswith("InvalidLaunchTemplate"):
+                raise
+        return self._create_fleet(count, spec, again=True)
+
+    def forget(self) -> None:
+        """Drop what this object remembers (template, image, security group): ask EC2 again next time.
+
+        For a caller that learns a resource was changed behind its back, e.g.
+        a launch failing with ``InvalidGroup.NotFound``.
+        """
+        self._template = None
+        self._images.clear()
+        self._group = None
 
     # -- the security group -----------------------------------------------
 
@@ -714,6 +780,14 @@ class EC2:
                 elif _code(exc) not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
                     raise
         return gone
+
+
+def _code_of(error: t.Mapping[str, t.Any]) -> str:
+    return str(error.get("ErrorCode") or "")
+
+
+def _launched(answer: t.Mapping[str, t.Any]) -> bool:
+    return any(group.get("InstanceIds") for group in answer.get("Instances") or ())
 
 
 def _price(bid: float) -> str:

@@ -142,7 +142,7 @@ def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str
     if slave.security_group:
         groups: tuple[str, ...] = (ec2.find_security_group(slave.security_group, subnet),)
     else:
-        vpc_id = ec2.subnet_vpc(subnet) if subnet else master.vpc_id
+        vpc_id = ec2.describe_subnet(subnet).vpc_id if subnet else master.vpc_id
         source: dict[str, str]
         if master.on_ec2 and master.vpc_id and vpc_id == master.vpc_id and master.security_group_ids:
             source = {"source_group_id": master.security_group_ids[0]}

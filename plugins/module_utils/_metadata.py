@@ -114,14 +114,14 @@ class InstanceMetadata:
             if self._token is None:
                 self._available = False
                 return None, True
-        for _ in range(2):  # a second time only after an expired token (401)
+        for attempt in range(2):  # a second time only after an expired token (401)
             answer = self._request("GET", META_PATH + path, {"X-aws-ec2-metadata-token": self._token})
             if answer is None:
                 return None, False
             status, body = answer
             if status == 200:
                 return body.strip(), True
-            if status == 401:
+            if status == 401 and attempt == 0:
                 self._token = self._fetch_token()
                 if self._token is None:
                     return None, False

@@ -274,10 +274,6 @@ def fetch_status(
             password = urllib.parse.unquote(parts.password or "") if password is None else password
         target = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     shown = target
-    headers = {"User-Agent": _USER_AGENT, "Accept": "text/plain"}
-    if username is not None:
-        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
-        headers["Authorization"] = f"Basic {token}"
     handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
     if parts.scheme.lower() == "https":
         context = ssl.create_default_context()
@@ -286,7 +282,11 @@ def fetch_status(
             context.verify_mode = ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(target, headers=headers, method="GET")
+    request = urllib.request.Request(target, headers={"User-Agent": _USER_AGENT, "Accept": "text/plain"}, method="GET")
+    if username is not None:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
+        # Unredirected: a redirect elsewhere never carries the credentials along.
+        request.add_unredirected_header("Authorization", f"Basic {token}")
     deadline = time.monotonic() + timeout
     answered = False
     try:
@@ -417,6 +417,11 @@ class LoadMeter:
     last good one, over the whole time since then (a true average, never a
     made-up figure), with each failed fetch that the server answered counted
     as one more own request. A restart in between is detected as usual.
+
+    ``fetch`` has fetch_status's signature; it is called as
+    ``fetch(url, timeout)`` plus only the credential options that were given.
+    ``clock`` is read before and after each fetch: a sample's time is the
+    middle of its fetch.
     """
 
     def __init__(
@@ -434,9 +439,15 @@ class LoadMeter:
         self.timeout = timeout
         self._fetch = fetch
         self._clock = clock
-        self._username = username
-        self._password = password
-        self._validate_certs = validate_certs
+        # Only the options that were given reach ``fetch``, so a stand-in
+        # ``fetch(url, timeout)`` is enough for a meter without credentials.
+        self._options: dict[str, t.Any] = {}
+        if username is not None:
+            self._options["username"] = username
+        if password is not None:
+            self._options["password"] = password
+        if not validate_certs:
+            self._options["validate_certs"] = False
         self._last: Sample | None = None
         self._answered_failures = 0
 
@@ -457,15 +468,9 @@ class LoadMeter:
         """Fetch the status page and compute the load against the previous sample."""
         started = self._clock()
         try:
-            status = self._fetch(
-                self.url,
-                self.timeout,
-                username=self._username,
-                password=self._password,
-                validate_certs=self._validate_certs,
-            )
+            status = self._fetch(self.url, self.timeout, **self._options)
         except StatusError as exc:
-            if exc.answered:
+            if getattr(exc, "answered", False):
                 self._answered_failures += 1
             raise
         # Apache reads its scoreboard somewhere during the fetch: the middle

@@ -49,7 +49,16 @@ _ERRORS = {
     "500": (500, "InternalError", "An internal error has occurred."),
     "unavailable": (503, "Unavailable", "The server is overloaded and can't handle the request."),
 }
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+}
 
 
 def ec2_error_body(code: str, message: str) -> bytes:
@@ -169,7 +178,9 @@ class FaultProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="fault proxy")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="fault proxy"
+        )
         self._thread.start()
         return self
 

@@ -6,7 +6,9 @@
 """pytest fixtures for the fake EC2 (see moto.py, slaves.py, faultproxy.py here).
 
 Load them with ``pytest_plugins = ["ansible_collections.gmod.gbrowse_aws.tests.support.fixtures_ec2"]``
-in a conftest, or import the fixture names into a test module.
+in a test module or the root conftest, or import them into a conftest:
+``from ansible_collections.gmod.gbrowse_aws.tests.support.fixtures_ec2 import *  # noqa: F401,F403``
+(``__all__`` lists every fixture, the hidden session one included).
 
 - ``moto_server``: one moto server for the whole session (started on first
   use), emptied before each test that uses it. A :class:`MotoServer`.
@@ -38,6 +40,17 @@ from ansible_collections.gmod.gbrowse_aws.tests.support.moto import (
     make_network,
 )
 from ansible_collections.gmod.gbrowse_aws.tests.support.slaves import SlaveStandIns
+
+__all__ = [
+    "_moto_session",
+    "moto_server",
+    "ec2_client",
+    "aws_environment",
+    "network",
+    "slave_stand_ins",
+    "fault_proxy",
+    "fake_imds",
+]
 
 # Whatever the caller's shell says: nothing in a test may ask the real metadata service.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -122,7 +122,14 @@ def boto3_client(url: str, service: str = "ec2", region: str = REGION, **config:
 class MotoServer:
     """A moto server on 127.0.0.1 and a free port. Context manager; see the module doc."""
 
-    def __init__(self, mode: str = "thread", host: str = "127.0.0.1", region: str = REGION, env: t.Mapping[str, str] | None = None, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        mode: str = "thread",
+        host: str = "127.0.0.1",
+        region: str = REGION,
+        env: t.Mapping[str, str] | None = None,
+        startup_timeout: float = 20.0,
+    ) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', not {mode!r}")
         self.mode = mode
@@ -270,7 +277,13 @@ def make_snapshots(client: t.Any, availability_zone: str, count: int, size: int 
     return ids
 
 
-def run_foreign_instances(client: t.Any, subnet_id: str | None, count: int = 1, tags: t.Mapping[str, str] | None = None, image_id: str = STOCK_AMI) -> list[str]:
+def run_foreign_instances(
+    client: t.Any,
+    subnet_id: str | None,
+    count: int = 1,
+    tags: t.Mapping[str, str] | None = None,
+    image_id: str = STOCK_AMI,
+) -> list[str]:
     """Instances launched behind the balancer's back (untagged, or tagged as given).
 
     ``subnet_id`` None puts them in moto's default VPC (172.31.0.0/16): not
@@ -280,7 +293,9 @@ def run_foreign_instances(client: t.Any, subnet_id: str | None, count: int = 1, 
     if subnet_id:
         params["SubnetId"] = subnet_id
     if tags:
-        params["TagSpecifications"] = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+        params["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
     return [i["InstanceId"] for i in client.run_instances(**params)["Instances"]]
 
 
@@ -433,7 +448,9 @@ class FakeInstanceMetadata:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-imds", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-imds", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -83,7 +83,12 @@ class _HTTPStandIn:
 
         self.server = ThreadingHTTPServer((address, port), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name=f"stand-in {address}:{port}")
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+            name=f"stand-in {address}:{port}",
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -202,7 +207,9 @@ class SlaveStandIns:
         """Instances whose stand-in answers 403: id -> address."""
         return {i: addr for i, (addr, beh) in self.listening().items() if beh == "ready"}
 
-    def wait_listening(self, count: int, timeout: float = 10.0, behaviour: str | None = "ready") -> dict[str, tuple[str, str]]:
+    def wait_listening(
+        self, count: int, timeout: float = 10.0, behaviour: str | None = "ready"
+    ) -> dict[str, tuple[str, str]]:
         """Wait until at least ``count`` stand-ins (of ``behaviour``, None: any) are up."""
         deadline = time.monotonic() + timeout
         while True:
@@ -210,7 +217,9 @@ class SlaveStandIns:
             if len(up) >= count:
                 return up
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(up)} of {count} stand-ins up after {timeout}s (last error: {self.last_error})")
+                raise TimeoutError(
+                    f"{len(up)} of {count} stand-ins up after {timeout}s (last error: {self.last_error})"
+                )
             time.sleep(0.05)
 
     # -- the sync loop ----------------------------------------------------

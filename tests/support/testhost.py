@@ -325,7 +325,8 @@ def spawn(state_dir: Path, name: str, cmd: t.Sequence[str], *, env: t.Mapping[st
     environ.update(env or {})
     with open(state_dir / f"{name}.log", "ab") as out:
         proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=environ)
-    record.write_text(json.dumps({"pid": proc.pid, "cmdline": list(cmd)}) + "\n")
+    # What /proc shows (an interpreter in front of a script), for a safe kill later.
+    record.write_text(json.dumps({"pid": proc.pid, "cmdline": _cmdline(proc.pid) or list(cmd)}) + "\n")
     if wait_url:
         deadline = time.monotonic() + timeout
         while True:

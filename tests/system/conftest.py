@@ -10,3 +10,13 @@ from ansible_collections.gmod.gbrowse_aws.tests.support.apache import (  # noqa:
     fixed_rate_load,
     private_apache,
 )
+from ansible_collections.gmod.gbrowse_aws.tests.support.fixtures_ec2 import (  # noqa: F401 pylint: disable=unused-import
+    _moto_session,
+    aws_environment,
+    ec2_client,
+    fake_imds,
+    fault_proxy,
+    moto_server,
+    network,
+    slave_stand_ins,
+)

@@ -38,16 +38,6 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
 from ansible_collections.gmod.gbrowse_aws.tests.support.faultproxy import FaultProxy
-from ansible_collections.gmod.gbrowse_aws.tests.support.fixtures_ec2 import (  # noqa: F401  (fixtures)
-    _moto_session,
-    aws_environment,
-    ec2_client,
-    fake_imds,
-    fault_proxy,
-    moto_server,
-    network,
-    slave_stand_ins,
-)
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import (
     ACCESS_KEY,
     REGION,
@@ -64,6 +54,10 @@ from ansible_collections.gmod.gbrowse_aws.tests.support.moto import (
 )
 from ansible_collections.gmod.gbrowse_aws.tests.support.slaves import SlaveStandIns
 
+# The fixtures (moto_server, ec2_client, network, ...); a conftest that imports
+# them too takes precedence, and then these stay unused.
+pytest_plugins = ["ansible_collections.gmod.gbrowse_aws.tests.support.fixtures_ec2"]
+
 BALANCER = "test-balancer"
 
 
@@ -77,7 +71,13 @@ def adapter(moto_server: MotoServer) -> EC2:
 
 
 def slave_spec(network: Network, **changes: t.Any) -> LaunchSpec:
-    values: dict[str, t.Any] = {"image_id": STOCK_AMI, "instance_types": ("m5.large",), "spot_bid": 0.08, "ports": (8101,), "subnet_id": network.subnet_id}
+    values: dict[str, t.Any] = {
+        "image_id": STOCK_AMI,
+        "instance_types": ("m5.large",),
+        "spot_bid": 0.08,
+        "ports": (8101,),
+        "subnet_id": network.subnet_id,
+    }
     values.update(changes)
     return LaunchSpec(**values)
 
@@ -102,9 +102,13 @@ def test_launch_with_several_types_and_data_snapshots(ec2_client: t.Any, network
     snapshots = make_snapshots(ec2_client, network.availability_zone, 3)
     group = adapter.ensure_security_group(network.vpc_id, [8101, 8102], source_cidr="127.0.0.1")
     types = ("m5.large", "c5.large", "m4.large")
-    spec = slave_spec(network, instance_types=types, ports=(8101, 8102), security_group_ids=(group,), data_snapshots=tuple(snapshots))
+    spec = slave_spec(
+        network, instance_types=types, ports=(8101, 8102), security_group_ids=(group,), data_snapshots=tuple(snapshots)
+    )
     sent: list[dict[str, t.Any]] = []
-    adapter.client.meta.events.register("provide-client-params.ec2.CreateFleet", lambda params, **_: sent.append(copy.deepcopy(params)))
+    adapter.client.meta.events.register(
+        "provide-client-params.ec2.CreateFleet", lambda params, **_: sent.append(copy.deepcopy(params))
+    )
 
     result = adapter.launch(4, spec)
 
@@ -120,9 +124,16 @@ def test_launch_with_several_types_and_data_snapshots(ec2_client: t.Any, network
         assert instance.state == "running"
         assert (instance.subnet_id, instance.vpc_id) == (network.subnet_id, network.vpc_id)
         assert ipaddress.ip_address(instance.private_ip) in subnet
-        user_data = ec2_client.describe_instance_attribute(InstanceId=instance.id, Attribute="userData")["UserData"]["Value"]
-        assert base64.b64decode(user_data).decode() == "#!/bin/sh\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101 8102\n"
-    volumes = ec2_client.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": list(result.instance_ids)}])["Volumes"]
+        user_data = ec2_client.describe_instance_attribute(InstanceId=instance.id, Attribute="userData")["UserData"][
+            "Value"
+        ]
+        assert (
+            base64.b64decode(user_data).decode()
+            == "#!/bin/sh\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101 8102\n"
+        )
+    volumes = ec2_client.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": list(result.instance_ids)}]
+    )["Volumes"]
     assert volumes and all(tags_of(v) == {BALANCER_TAG: BALANCER, "Name": NAME_TAG_VALUE} for v in volumes)
 
     # What went over the wire: one instant spot fleet, one override per type at our bid.
@@ -131,16 +142,22 @@ def test_launch_with_several_types_and_data_snapshots(ec2_client: t.Any, network
     assert request["SpotOptions"] == {"AllocationStrategy": "price-capacity-optimized"}
     assert request["TargetCapacitySpecification"] == {"TotalTargetCapacity": 4, "DefaultTargetCapacityType": "spot"}
     overrides = request["LaunchTemplateConfigs"][0]["Overrides"]
-    assert [(o["InstanceType"], o["MaxPrice"], o["SubnetId"]) for o in overrides] == [(ty, "0.08", network.subnet_id) for ty in types]
+    assert [(o["InstanceType"], o["MaxPrice"], o["SubnetId"]) for o in overrides] == [
+        (ty, "0.08", network.subnet_id) for ty in types
+    ]
     fleet_record = ec2_client.describe_fleets(FleetIds=[result.fleet_id])["Fleets"][0]
     assert tags_of(fleet_record) == {BALANCER_TAG: BALANCER}
 
     # The launch template carries the devices, tags and user data.
-    template = ec2_client.describe_launch_template_versions(LaunchTemplateName=adapter.name, Versions=["$Default"])["LaunchTemplateVersions"][0]
+    template = ec2_client.describe_launch_template_versions(LaunchTemplateName=adapter.name, Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ][0]
     data = template["LaunchTemplateData"]
     devices = {m["DeviceName"]: m["Ebs"] for m in data["BlockDeviceMappings"]}
     assert devices["/dev/xvda"]["DeleteOnTermination"] is True  # the image's root, which the image leaves behind
-    assert [(name, devices[name]["SnapshotId"]) for name in ("/dev/sdg1", "/dev/sdg2", "/dev/sdg3")] == list(zip(("/dev/sdg1", "/dev/sdg2", "/dev/sdg3"), snapshots))
+    assert [(name, devices[name]["SnapshotId"]) for name in ("/dev/sdg1", "/dev/sdg2", "/dev/sdg3")] == list(
+        zip(("/dev/sdg1", "/dev/sdg2", "/dev/sdg3"), snapshots)
+    )
     assert all(ebs["DeleteOnTermination"] is True for ebs in devices.values())
     assert data["SecurityGroupIds"] == [group]
     assert base64.b64decode(data["UserData"]).decode() == default_user_data((8101, 8102))
@@ -150,7 +167,11 @@ def test_launch_with_several_types_and_data_snapshots(ec2_client: t.Any, network
     # moto's CreateFleet ignores a template's block devices; its RunInstances
     # applies them, so check there that the template gives the data volumes.
     probe = ec2_client.run_instances(
-        MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=network.subnet_id, LaunchTemplate={"LaunchTemplateName": adapter.name, "Version": "$Default"}
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        SubnetId=network.subnet_id,
+        LaunchTemplate={"LaunchTemplateName": adapter.name, "Version": "$Default"},
     )["Instances"][0]
     attached = {m["DeviceName"]: m["Ebs"] for m in probe["BlockDeviceMappings"]}
     for name, snapshot in zip(("/dev/sdg1", "/dev/sdg2", "/dev/sdg3"), snapshots):
@@ -163,7 +184,9 @@ def test_launch_with_several_types_and_data_snapshots(ec2_client: t.Any, network
 def test_describe_fleet_sees_only_its_own(ec2_client: t.Any, network: Network, adapter: EC2) -> None:
     ours = set(adapter.launch(2, slave_spec(network)).instance_ids)
     run_foreign_instances(ec2_client, network.subnet_id, 2)
-    others = run_foreign_instances(ec2_client, network.subnet_id, 1, {BALANCER_TAG: "someone-else", "Name": NAME_TAG_VALUE})
+    others = run_foreign_instances(
+        ec2_client, network.subnet_id, 1, {BALANCER_TAG: "someone-else", "Name": NAME_TAG_VALUE}
+    )
     (stopped,) = run_foreign_instances(ec2_client, network.subnet_id, 1, {BALANCER_TAG: BALANCER})
     ec2_client.stop_instances(InstanceIds=[stopped])
     (gone,) = run_foreign_instances(ec2_client, network.subnet_id, 1, {BALANCER_TAG: BALANCER})
@@ -211,7 +234,12 @@ def test_launch_template_gets_a_new_version_only_on_change(ec2_client: t.Any, ne
 
     changed = slave_spec(network, ports=(8101, 8102), key_name="gbrowse-admin")
     assert adapter.ensure_launch_template(changed) == template_id
-    assert dict(adapter.calls) == {"DescribeLaunchTemplates": 1, "DescribeLaunchTemplateVersions": 1, "CreateLaunchTemplateVersion": 1, "ModifyLaunchTemplate": 1}
+    assert dict(adapter.calls) == {
+        "DescribeLaunchTemplates": 1,
+        "DescribeLaunchTemplateVersions": 1,
+        "CreateLaunchTemplateVersion": 1,
+        "ModifyLaunchTemplate": 1,
+    }
     (template,) = ec2_client.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"]
     assert (template["DefaultVersionNumber"], template["LatestVersionNumber"]) == (2, 2)
     assert adapter.template_version == 2
@@ -219,7 +247,11 @@ def test_launch_template_gets_a_new_version_only_on_change(ec2_client: t.Any, ne
     # A restarted balancer with the same conf finds the template as it is: no new version.
     restarted = adapter_for(adapter.client.meta.endpoint_url)
     assert restarted.ensure_launch_template(changed) == template_id
-    assert dict(restarted.calls) == {"DescribeImages": 1, "DescribeLaunchTemplates": 1, "DescribeLaunchTemplateVersions": 1}
+    assert dict(restarted.calls) == {
+        "DescribeImages": 1,
+        "DescribeLaunchTemplates": 1,
+        "DescribeLaunchTemplateVersions": 1,
+    }
     (template,) = ec2_client.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"]
     assert template["LatestVersionNumber"] == 2
 
@@ -228,7 +260,12 @@ def test_launch_template_gets_a_new_version_only_on_change(ec2_client: t.Any, ne
     assert raw.get("KeyName") == "gbrowse-admin"
 
     assert restarted.delete_launch_template() is True
-    assert ec2_client.describe_launch_templates(Filters=[{"Name": f"tag:{BALANCER_TAG}", "Values": [BALANCER]}])["LaunchTemplates"] == []
+    assert (
+        ec2_client.describe_launch_templates(Filters=[{"Name": f"tag:{BALANCER_TAG}", "Values": [BALANCER]}])[
+            "LaunchTemplates"
+        ]
+        == []
+    )
     assert restarted.delete_launch_template() is True
 
 
@@ -250,7 +287,9 @@ def test_security_group_idempotent_converged_and_deleted(ec2_client: t.Any, netw
     assert dict(restarted.calls) == {"DescribeSecurityGroups": 1}
 
     # The master moved to its own security group, a port was added, ssh dropped.
-    master_group = ec2_client.create_security_group(GroupName="gbrowse-master", Description="master", VpcId=network.vpc_id)["GroupId"]
+    master_group = ec2_client.create_security_group(
+        GroupName="gbrowse-master", Description="master", VpcId=network.vpc_id
+    )["GroupId"]
     assert restarted.ensure_security_group(network.vpc_id, [8101, 8102], source_group_id=master_group) == group
     (raw,) = ec2_client.describe_security_groups(GroupIds=[group])["SecurityGroups"]
     rules = {(p["FromPort"], pair["GroupId"]) for p in raw["IpPermissions"] for pair in p["UserIdGroupPairs"]}
@@ -286,7 +325,11 @@ def test_resolve_image_by_id_and_by_name(ec2_client: t.Any, adapter: EC2) -> Non
 
 def test_describe_subnet(network: Network, adapter: EC2) -> None:
     subnet = adapter.describe_subnet(network.subnet_id)
-    assert (subnet.vpc_id, subnet.availability_zone, subnet.cidr) == (network.vpc_id, network.availability_zone, network.cidr)
+    assert (subnet.vpc_id, subnet.availability_zone, subnet.cidr) == (
+        network.vpc_id,
+        network.availability_zone,
+        network.cidr,
+    )
     with pytest.raises(EC2Error):
         adapter.describe_subnet("subnet-0123456789abcdef0")
 
@@ -306,7 +349,9 @@ def test_a_steady_poll_costs_one_call(network: Network, adapter: EC2, slaves: in
     assert dict(adapter.attempts) == {"DescribeInstances": 1}
 
 
-def test_thirty_percent_throttling_is_absorbed_by_retries(ec2_client: t.Any, network: Network, fault_proxy: FaultProxy) -> None:
+def test_thirty_percent_throttling_is_absorbed_by_retries(
+    ec2_client: t.Any, network: Network, fault_proxy: FaultProxy
+) -> None:
     adapter = adapter_for(fault_proxy.url)
     started = time.monotonic()
     group = adapter.ensure_security_group(network.vpc_id, [8101], source_cidr="127.0.0.1")
@@ -323,7 +368,9 @@ def test_thirty_percent_throttling_is_absorbed_by_retries(ec2_client: t.Any, net
     elapsed = time.monotonic() - started
 
     stats = fault_proxy.stats()
-    print(f"\n30% throttling: {adapter.total_calls} calls, {sum(adapter.attempts.values())} attempts, {stats}, {elapsed:.1f}s")
+    print(
+        f"\n30% throttling: {adapter.total_calls} calls, {sum(adapter.attempts.values())} attempts, {stats}, {elapsed:.1f}s"
+    )
     assert len(victims) == 2
     assert stats["failed"] > 0
     assert sum(adapter.attempts.values()) == adapter.total_calls + stats["failed"]
@@ -331,7 +378,9 @@ def test_thirty_percent_throttling_is_absorbed_by_retries(ec2_client: t.Any, net
     assert len([i for i, raw in all_instances(ec2_client).items() if tags_of(raw).get(BALANCER_TAG) == BALANCER]) == 5
 
 
-def test_errors_and_resets_are_retried_without_duplicates(ec2_client: t.Any, network: Network, moto_server: MotoServer) -> None:
+def test_errors_and_resets_are_retried_without_duplicates(
+    ec2_client: t.Any, network: Network, moto_server: MotoServer
+) -> None:
     with FaultProxy(moto_server.url, fail_ratio=0.3, seed=3, faults=("500", "unavailable", "reset")) as proxy:
         adapter = adapter_for(proxy.url)
         for _ in range(4):
@@ -344,7 +393,9 @@ def test_errors_and_resets_are_retried_without_duplicates(ec2_client: t.Any, net
 
 def test_retries_give_up_with_a_named_error(moto_server: MotoServer) -> None:
     with FaultProxy(moto_server.url, fail_ratio=1.0, seed=1, faults=("500",), actions={"DescribeInstances"}) as proxy:
-        client = make_client(REGION, access_key=ACCESS_KEY, secret_key=SECRET_KEY, endpoint_url=proxy.url, max_attempts=4)
+        client = make_client(
+            REGION, access_key=ACCESS_KEY, secret_key=SECRET_KEY, endpoint_url=proxy.url, max_attempts=4
+        )
         adapter = EC2(client, BALANCER)
         with pytest.raises(EC2Error) as caught:
             adapter.describe_fleet()
@@ -360,11 +411,20 @@ def test_endpoint_and_credentials_from_the_environment(aws_environment: dict[str
     assert len(adapter.launch(1, slave_spec(network)).instance_ids) == 1
 
 
-def test_credentials_from_the_instance_role_over_imdsv2(moto_server: MotoServer, network: Network, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_from_the_instance_role_over_imdsv2(
+    moto_server: MotoServer, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeInstanceMetadata(role="gbrowse-master") as imds:
-        for key in list(aws_env(moto_server.url)) + ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"]:
+        for key in list(aws_env(moto_server.url)) + [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ]:
             monkeypatch.delenv(key, raising=False)
-        env = {k: v for k, v in aws_env(moto_server.url).items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        env = {
+            k: v for k, v in aws_env(moto_server.url).items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        }
         env.update(imds.env())
         for key, value in env.items():
             monkeypatch.setenv(key, value)
@@ -401,7 +461,9 @@ def test_metadata_from_a_fake_imdsv2(fake_imds: FakeInstanceMetadata) -> None:
 
 def test_fake_imds_insists_on_a_token_and_metadata_renews_it(fake_imds: FakeInstanceMetadata) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(fake_imds.url + "latest/meta-data/instance-id", timeout=2)
+        urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            fake_imds.url + "latest/meta-data/instance-id", timeout=2
+        )
     assert caught.value.code == 401
     caught.value.close()
     meta = InstanceMetadata(environ={"AWS_EC2_METADATA_SERVICE_ENDPOINT": fake_imds.url})
@@ -417,9 +479,21 @@ def test_metadata_disabled_opens_no_connection(value: str) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         endpoint = "http://127.0.0.1:%d" % listener.getsockname()[1]
-        meta = InstanceMetadata(environ={"AWS_EC2_METADATA_DISABLED": value, "AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint})
+        meta = InstanceMetadata(
+            environ={"AWS_EC2_METADATA_DISABLED": value, "AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint}
+        )
         assert meta.available() is False
-        values = [meta.instance_id, meta.region, meta.image_id, meta.private_ip, meta.public_ip, meta.mac, meta.subnet_id, meta.vpc_id, meta.security_group_ids]
+        values = [
+            meta.instance_id,
+            meta.region,
+            meta.image_id,
+            meta.private_ip,
+            meta.public_ip,
+            meta.mac,
+            meta.subnet_id,
+            meta.vpc_id,
+            meta.security_group_ids,
+        ]
         assert values == [None] * len(values)
         listener.setblocking(False)
         with pytest.raises(BlockingIOError):  # the kernel would have queued any connection
@@ -447,7 +521,12 @@ def test_fake_imds_for_a_moto_instance(ec2_client: t.Any, network: Network) -> N
     with FakeInstanceMetadata.for_instance(ec2_client, master) as imds:
         meta = InstanceMetadata(environ=imds.env())
         assert meta.available()
-        assert (meta.instance_id, meta.subnet_id, meta.vpc_id, meta.availability_zone) == (master, network.subnet_id, network.vpc_id, network.availability_zone)
+        assert (meta.instance_id, meta.subnet_id, meta.vpc_id, meta.availability_zone) == (
+            master,
+            network.subnet_id,
+            network.vpc_id,
+            network.availability_zone,
+        )
         assert ipaddress.ip_address(meta.private_ip) in ipaddress.ip_network(network.cidr)
 
 
@@ -487,7 +566,9 @@ def test_slave_stand_ins_follow_moto(network: Network, adapter: EC2, slave_stand
         _status(addresses[ids[3]])
 
 
-def test_slave_stand_ins_boot_delay_and_loopback_only(ec2_client: t.Any, moto_server: MotoServer, network: Network, adapter: EC2) -> None:
+def test_slave_stand_ins_boot_delay_and_loopback_only(
+    ec2_client: t.Any, moto_server: MotoServer, network: Network, adapter: EC2
+) -> None:
     with SlaveStandIns(moto_server.url, balancer_id=BALANCER, boot_delay=0.8) as stand_ins:
         (slave,) = adapter.launch(1, slave_spec(network)).instance_ids
         (outside,) = run_foreign_instances(ec2_client, None, 1, {BALANCER_TAG: BALANCER})  # default VPC: 172.31.x.x
@@ -516,3 +597,34 @@ def test_fault_proxy_counts_and_forced_faults(moto_server: MotoServer) -> None:
         urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
             urllib.request.Request(proxy.url + "/moto-api/reset", data=b"", method="POST"), timeout=10
         ).close()  # moto's own API always passes
+
+
+def test_find_a_configured_security_group(ec2_client: t.Any, network: Network, adapter: EC2) -> None:
+    mine = ec2_client.create_security_group(GroupName="gbrowse-slaves", Description="by hand", VpcId=network.vpc_id)[
+        "GroupId"
+    ]
+    elsewhere = ec2_client.create_security_group(GroupName="gbrowse-slaves", Description="default VPC")["GroupId"]
+    assert adapter.subnet_vpc(network.subnet_id) == network.vpc_id
+    assert adapter.find_security_group(mine) == mine
+    assert adapter.find_security_group("gbrowse-slaves", network.subnet_id) == mine
+    with pytest.raises(EC2Error, match="Several security groups"):
+        adapter.find_security_group("gbrowse-slaves")
+    ec2_client.delete_security_group(GroupId=elsewhere)
+    assert adapter.find_security_group("gbrowse-slaves") == mine
+    with pytest.raises(EC2Error, match="No security group named 'nope'"):
+        adapter.find_security_group("nope", network.subnet_id)
+    with pytest.raises(EC2Error, match="Security group sg-0123456789abcdef0 not found"):
+        adapter.find_security_group("sg-0123456789abcdef0")
+
+
+def test_a_template_deleted_behind_its_back_is_made_anew(ec2_client: t.Any, network: Network, adapter: EC2) -> None:
+    spec = slave_spec(network)
+    first = adapter.ensure_launch_template(spec)
+    ec2_client.delete_launch_template(LaunchTemplateId=first)
+    launched = adapter.launch(1, spec)
+    assert len(launched.instance_ids) == 1
+    (template,) = ec2_client.describe_launch_templates(Filters=[{"Name": f"tag:{BALANCER_TAG}", "Values": [BALANCER]}])[
+        "LaunchTemplates"
+    ]
+    assert template["LaunchTemplateId"] != first
+    assert adapter.calls["CreateFleet"] == 2 and adapter.calls["CreateLaunchTemplate"] == 2

@@ -42,11 +42,22 @@ IMAGE = Image(
     name="GBrowse-2.56",
     root_device_name="/dev/xvda",
     block_device_mappings=(
-        {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-root", "VolumeSize": 20, "VolumeType": "gp3", "DeleteOnTermination": False, "Encrypted": False}},
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {
+                "SnapshotId": "snap-root",
+                "VolumeSize": 20,
+                "VolumeType": "gp3",
+                "DeleteOnTermination": False,
+                "Encrypted": False,
+            },
+        },
         {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
     ),
 )
-SPEC = LaunchSpec(image_id=IMAGE.id, instance_types=("m5.large", "c5.large"), spot_bid=0.08, ports=(8101,), subnet_id="subnet-1")
+SPEC = LaunchSpec(
+    image_id=IMAGE.id, instance_types=("m5.large", "c5.large"), spot_bid=0.08, ports=(8101,), subnet_id="subnet-1"
+)
 
 
 @pytest.fixture
@@ -54,7 +65,9 @@ def client(monkeypatch: pytest.MonkeyPatch) -> t.Any:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_EC2", raising=False)
-    return make_client("us-west-2", access_key="AKIAUNITTEST", secret_key="moto-dummy-secret-key-unit-tests", endpoint_url=NOWHERE)
+    return make_client(
+        "us-west-2", access_key="AKIAUNITTEST", secret_key="moto-dummy-secret-key-unit-tests", endpoint_url=NOWHERE
+    )
 
 
 @pytest.fixture
@@ -73,14 +86,35 @@ def _with_template(ec2: EC2, stub: Stubber, spec: LaunchSpec = SPEC) -> None:
     """Queue the calls of a first ensure_launch_template: image, no template yet, create."""
     stub.add_response(
         "describe_images",
-        {"Images": [{"ImageId": IMAGE.id, "Name": IMAGE.name, "RootDeviceName": "/dev/xvda", "BlockDeviceMappings": list(IMAGE.block_device_mappings)}]},
+        {
+            "Images": [
+                {
+                    "ImageId": IMAGE.id,
+                    "Name": IMAGE.name,
+                    "RootDeviceName": "/dev/xvda",
+                    "BlockDeviceMappings": list(IMAGE.block_device_mappings),
+                }
+            ]
+        },
         {"ImageIds": [IMAGE.id]},
     )
     stub.add_response("describe_launch_templates", {"LaunchTemplates": []}, {"Filters": ANY})
     stub.add_response(
         "create_launch_template",
-        {"LaunchTemplate": {"LaunchTemplateId": "lt-1", "LaunchTemplateName": ec2.name, "DefaultVersionNumber": 1, "LatestVersionNumber": 1}},
-        {"LaunchTemplateName": ec2.name, "VersionDescription": ANY, "LaunchTemplateData": ANY, "TagSpecifications": ANY},
+        {
+            "LaunchTemplate": {
+                "LaunchTemplateId": "lt-1",
+                "LaunchTemplateName": ec2.name,
+                "DefaultVersionNumber": 1,
+                "LatestVersionNumber": 1,
+            }
+        },
+        {
+            "LaunchTemplateName": ec2.name,
+            "VersionDescription": ANY,
+            "LaunchTemplateData": ANY,
+            "TagSpecifications": ANY,
+        },
     )
 
 
@@ -111,7 +145,7 @@ def test_default_user_data_starts_the_slave_on_every_port() -> None:
     assert default_user_data((8101, 8102)).endswith("start 8101 8102\n")
 
 
-@pytest.mark.parametrize("bad", ["", "has space", "a/b", "x" * 65, "ünïcode"])
+@pytest.mark.parametrize("bad", ["", "has space", "a/b", "x" * 65, "ünïcode", "trailing\n"])
 def test_balancer_id_must_be_safe_in_names(client: t.Any, bad: str) -> None:
     with pytest.raises(ValueError):
         EC2(client, bad)
@@ -137,7 +171,9 @@ def test_make_client_without_region_names_the_problem(monkeypatch: pytest.Monkey
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     with pytest.raises(EC2Error) as caught:
-        make_client(None, access_key="AKIAUNITTEST", secret_key="moto-dummy-secret-key-unit-tests", endpoint_url=NOWHERE)
+        make_client(
+            None, access_key="AKIAUNITTEST", secret_key="moto-dummy-secret-key-unit-tests", endpoint_url=NOWHERE
+        )
     assert "region" in str(caught.value).lower()
 
 
@@ -153,14 +189,18 @@ def test_fleet_request_shape(ec2: EC2) -> None:
         {"InstanceType": "c5.large", "MaxPrice": "0.08", "SubnetId": "subnet-1"},
     ]
     assert request["TagSpecifications"] == [{"ResourceType": "fleet", "Tags": [{"Key": BALANCER_TAG, "Value": "unit"}]}]
-    zoned = LaunchSpec(image_id="ami-1", instance_types=("m1.large",), spot_bid=0.1, ports=(8101,), availability_zone="us-west-2b")
+    zoned = LaunchSpec(
+        image_id="ami-1", instance_types=("m1.large",), spot_bid=0.1, ports=(8101,), availability_zone="us-west-2b"
+    )
     assert ec2.fleet_request(1, zoned, "lt-1", 1)["LaunchTemplateConfigs"][0]["Overrides"] == [
         {"InstanceType": "m1.large", "MaxPrice": "0.1", "AvailabilityZone": "us-west-2b"}
     ]
     with pytest.raises(ValueError):
         ec2.fleet_request(1, LaunchSpec(image_id="ami-1", instance_types=(), spot_bid=0.1, ports=(8101,)), "lt-1", 1)
     with pytest.raises(ValueError):
-        ec2.fleet_request(1, LaunchSpec(image_id="ami-1", instance_types=("m1.large",), spot_bid=0, ports=(8101,)), "lt-1", 1)
+        ec2.fleet_request(
+            1, LaunchSpec(image_id="ami-1", instance_types=("m1.large",), spot_bid=0, ports=(8101,)), "lt-1", 1
+        )
 
 
 def test_launch_zero_makes_no_call(ec2: EC2, stub: Stubber) -> None:
@@ -177,16 +217,35 @@ def test_launch_zero_makes_no_call(ec2: EC2, stub: Stubber) -> None:
     "errors",
     [
         [("InsufficientInstanceCapacity", "There is no Spot capacity available that matches your request.")],
-        [("SpotMaxPriceTooLow", "Your Spot request price of 0.08 is lower than the minimum required Spot request fulfillment price of 0.1.")],
-        [("UnfulfillableCapacity", "Unable to fulfill capacity due to your request configuration."), ("MaxSpotInstanceCountExceeded", "Max spot instance count exceeded")],
+        [
+            (
+                "SpotMaxPriceTooLow",
+                "Your Spot request price of 0.08 is lower than the minimum required Spot request fulfillment price of 0.1.",
+            )
+        ],
+        [
+            ("UnfulfillableCapacity", "Unable to fulfill capacity due to your request configuration."),
+            ("MaxSpotInstanceCountExceeded", "Max spot instance count exceeded"),
+        ],
     ],
 )
 def test_launch_without_capacity_raises_capacity_error(ec2: EC2, stub: Stubber, errors: list[tuple[str, str]]) -> None:
     _with_template(ec2, stub)
     stub.add_response(
         "create_fleet",
-        {"FleetId": "fleet-1", "Errors": [{"ErrorCode": c, "ErrorMessage": m, "Lifecycle": "spot"} for c, m in errors], "Instances": []},
-        {"Type": "instant", "ClientToken": ANY, "SpotOptions": ANY, "TargetCapacitySpecification": ANY, "LaunchTemplateConfigs": ANY, "TagSpecifications": ANY},
+        {
+            "FleetId": "fleet-1",
+            "Errors": [{"ErrorCode": c, "ErrorMessage": m, "Lifecycle": "spot"} for c, m in errors],
+            "Instances": [],
+        },
+        {
+            "Type": "instant",
+            "ClientToken": ANY,
+            "SpotOptions": ANY,
+            "TargetCapacitySpecification": ANY,
+            "LaunchTemplateConfigs": ANY,
+            "TagSpecifications": ANY,
+        },
     )
     with pytest.raises(CapacityError) as caught:
         ec2.launch(2, SPEC)
@@ -203,9 +262,22 @@ def test_partial_launch_returns_ids_and_errors(ec2: EC2, stub: Stubber) -> None:
         {
             "FleetId": "fleet-1",
             "Instances": [{"InstanceIds": ["i-1", "i-2"], "InstanceType": "m5.large", "Lifecycle": "spot"}],
-            "Errors": [{"ErrorCode": "InsufficientInstanceCapacity", "ErrorMessage": "not enough c5.large", "Lifecycle": "spot"}],
+            "Errors": [
+                {
+                    "ErrorCode": "InsufficientInstanceCapacity",
+                    "ErrorMessage": "not enough c5.large",
+                    "Lifecycle": "spot",
+                }
+            ],
         },
-        {"Type": "instant", "ClientToken": ANY, "SpotOptions": ANY, "TargetCapacitySpecification": ANY, "LaunchTemplateConfigs": ANY, "TagSpecifications": ANY},
+        {
+            "Type": "instant",
+            "ClientToken": ANY,
+            "SpotOptions": ANY,
+            "TargetCapacitySpecification": ANY,
+            "LaunchTemplateConfigs": ANY,
+            "TagSpecifications": ANY,
+        },
     )
     result = ec2.launch(3, SPEC)
     assert result.instance_ids == ("i-1", "i-2")
@@ -225,7 +297,14 @@ def test_launch_failing_for_another_reason_is_an_ec2_error(ec2: EC2, stub: Stubb
                 {"ErrorCode": "InvalidParameterValue", "ErrorMessage": "bad snapshot"},
             ],
         },
-        {"Type": "instant", "ClientToken": ANY, "SpotOptions": ANY, "TargetCapacitySpecification": ANY, "LaunchTemplateConfigs": ANY, "TagSpecifications": ANY},
+        {
+            "Type": "instant",
+            "ClientToken": ANY,
+            "SpotOptions": ANY,
+            "TargetCapacitySpecification": ANY,
+            "LaunchTemplateConfigs": ANY,
+            "TagSpecifications": ANY,
+        },
     )
     with pytest.raises(EC2Error) as caught:
         ec2.launch(1, SPEC)
@@ -239,14 +318,22 @@ def test_create_fleet_refused_for_capacity_is_a_capacity_error(ec2: EC2, stub: S
     stub.add_client_error("create_fleet", "MaxSpotInstanceCountExceeded", "Max spot instance count exceeded", 400)
     with pytest.raises(CapacityError) as caught:
         ec2.launch(1, SPEC)
-    assert str(caught.value) == "Failed to launch 1 slave(s): MaxSpotInstanceCountExceeded: Max spot instance count exceeded"
+    assert (
+        str(caught.value)
+        == "Failed to launch 1 slave(s): MaxSpotInstanceCountExceeded: Max spot instance count exceeded"
+    )
 
 
 def test_error_message_names_the_action(ec2: EC2, stub: Stubber) -> None:
-    stub.add_client_error("describe_instances", "UnauthorizedOperation", "You are not authorized to perform this operation.", 403)
+    stub.add_client_error(
+        "describe_instances", "UnauthorizedOperation", "You are not authorized to perform this operation.", 403
+    )
     with pytest.raises(EC2Error) as caught:
         ec2.describe_fleet()
-    assert str(caught.value) == "Failed to describe instances: UnauthorizedOperation: You are not authorized to perform this operation."
+    assert (
+        str(caught.value)
+        == "Failed to describe instances: UnauthorizedOperation: You are not authorized to perform this operation."
+    )
     assert caught.value.code == "UnauthorizedOperation"
 
 
@@ -254,13 +341,26 @@ def test_describe_fleet_pages_and_drops_what_is_not_ours(ec2: EC2, stub: Stubber
     when = datetime.datetime(2026, 11, 24, 10, 0, tzinfo=datetime.timezone.utc)
 
     def raw(instance_id: str, tags: list[dict[str, str]], state: str = "running") -> dict[str, t.Any]:
-        return {"InstanceId": instance_id, "State": {"Name": state}, "LaunchTime": when, "Tags": tags, "PrivateIpAddress": "127.100.1.9", "InstanceLifecycle": "spot"}
+        return {
+            "InstanceId": instance_id,
+            "State": {"Name": state},
+            "LaunchTime": when,
+            "Tags": tags,
+            "PrivateIpAddress": "127.100.1.9",
+            "InstanceLifecycle": "spot",
+        }
 
     filters = {"Filters": ANY, "MaxResults": 1000}
-    stub.add_response("describe_instances", {"Reservations": [{"Instances": [raw("i-2", TAGS)]}], "NextToken": "more"}, filters)
+    stub.add_response(
+        "describe_instances", {"Reservations": [{"Instances": [raw("i-2", TAGS)]}], "NextToken": "more"}, filters
+    )
     # A filter that let a stranger through must not make it ours.
     stranger = raw("i-3", [{"Key": BALANCER_TAG, "Value": "other"}])
-    stub.add_response("describe_instances", {"Reservations": [{"Instances": [raw("i-1", TAGS), stranger, raw("i-4", TAGS, "terminated")]}]}, {**filters, "NextToken": "more"})
+    stub.add_response(
+        "describe_instances",
+        {"Reservations": [{"Instances": [raw("i-1", TAGS), stranger, raw("i-4", TAGS, "terminated")]}]},
+        {**filters, "NextToken": "more"},
+    )
     fleet = ec2.describe_fleet()
     assert [i.id for i in fleet] == ["i-1", "i-2"]
     assert fleet[0].launched == when.timestamp()
@@ -271,7 +371,13 @@ def test_describe_fleet_pages_and_drops_what_is_not_ours(ec2: EC2, stub: Stubber
 def test_security_group_in_use_is_not_deleted_and_not_an_error(ec2: EC2, stub: Stubber) -> None:
     group = {"GroupId": "sg-1", "GroupName": ec2.name, "Tags": TAGS}
     stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"Filters": ANY})
-    stub.add_client_error("delete_security_group", "DependencyViolation", "resource sg-1 has a dependent object", 400, expected_params={"GroupId": "sg-1"})
+    stub.add_client_error(
+        "delete_security_group",
+        "DependencyViolation",
+        "resource sg-1 has a dependent object",
+        400,
+        expected_params={"GroupId": "sg-1"},
+    )
     assert ec2.delete_security_group() is False
     stub.add_response("describe_security_groups", {"SecurityGroups": [group]}, {"Filters": ANY})
     stub.add_response("delete_security_group", {}, {"GroupId": "sg-1"})
@@ -279,38 +385,125 @@ def test_security_group_in_use_is_not_deleted_and_not_an_error(ec2: EC2, stub: S
 
 
 def test_duplicate_ingress_rules_are_ignored(ec2: EC2, stub: Stubber) -> None:
-    stub.add_response("describe_security_groups", {"SecurityGroups": [{"GroupId": "sg-1", "GroupName": ec2.name, "Tags": TAGS, "IpPermissions": []}]}, {"Filters": ANY})
-    stub.add_client_error("authorize_security_group_ingress", "InvalidPermission.Duplicate", "the specified rule already exists", 400)
+    stub.add_response(
+        "describe_security_groups",
+        {"SecurityGroups": [{"GroupId": "sg-1", "GroupName": ec2.name, "Tags": TAGS, "IpPermissions": []}]},
+        {"Filters": ANY},
+    )
+    stub.add_client_error(
+        "authorize_security_group_ingress", "InvalidPermission.Duplicate", "the specified rule already exists", 400
+    )
     assert ec2.ensure_security_group("vpc-1", [8101], source_cidr="10.0.0.5") == "sg-1"
 
 
 def test_resolve_image_picks_the_newest_match(ec2: EC2, stub: Stubber) -> None:
     images = [
-        {"ImageId": "ami-old", "Name": "GBrowse-2.56", "CreationDate": "2016-03-01T10:00:00.000Z", "RootDeviceName": "/dev/xvda"},
-        {"ImageId": "ami-new", "Name": "GBrowse-2.54-rebuilt", "CreationDate": "2024-05-01T10:00:00.000Z", "RootDeviceName": "/dev/sda1"},
-        {"ImageId": "ami-mid", "Name": "GBrowse-2.55", "CreationDate": "2020-01-01T10:00:00.000Z", "RootDeviceName": "/dev/xvda"},
+        {
+            "ImageId": "ami-old",
+            "Name": "GBrowse-2.56",
+            "CreationDate": "2016-03-01T10:00:00.000Z",
+            "RootDeviceName": "/dev/xvda",
+        },
+        {
+            "ImageId": "ami-new",
+            "Name": "GBrowse-2.54-rebuilt",
+            "CreationDate": "2024-05-01T10:00:00.000Z",
+            "RootDeviceName": "/dev/sda1",
+        },
+        {
+            "ImageId": "ami-mid",
+            "Name": "GBrowse-2.55",
+            "CreationDate": "2020-01-01T10:00:00.000Z",
+            "RootDeviceName": "/dev/xvda",
+        },
     ]
     stub.add_response(
         "describe_images",
         {"Images": images},
-        {"Owners": ["self"], "Filters": [{"Name": "name", "Values": ["*GBrowse*"]}, {"Name": "state", "Values": ["available"]}]},
+        {
+            "Owners": ["self"],
+            "Filters": [{"Name": "name", "Values": ["*GBrowse*"]}, {"Name": "state", "Values": ["available"]}],
+        },
     )
     image = ec2.resolve_image("GBrowse")
     assert (image.id, image.root_device_name) == ("ami-new", "/dev/sda1")
 
 
 def test_unknown_image_id_is_a_clear_error(ec2: EC2, stub: Stubber) -> None:
-    stub.add_client_error("describe_images", "InvalidAMIID.NotFound", "The image id '[ami-0badbadbadbadbad0]' does not exist", 400)
+    stub.add_client_error(
+        "describe_images", "InvalidAMIID.NotFound", "The image id '[ami-0badbadbadbadbad0]' does not exist", 400
+    )
     with pytest.raises(EC2Error) as caught:
         ec2.resolve_image("ami-0badbadbadbadbad0")
     assert str(caught.value) == "Image ami-0badbadbadbadbad0 not found"
 
 
 def test_launch_template_taken_by_someone_else(ec2: EC2, stub: Stubber) -> None:
-    stub.add_response("describe_images", {"Images": [{"ImageId": IMAGE.id, "RootDeviceName": "/dev/xvda"}]}, {"ImageIds": [IMAGE.id]})
+    stub.add_response(
+        "describe_images", {"Images": [{"ImageId": IMAGE.id, "RootDeviceName": "/dev/xvda"}]}, {"ImageIds": [IMAGE.id]}
+    )
     stub.add_response("describe_launch_templates", {"LaunchTemplates": []}, {"Filters": ANY})
-    stub.add_client_error("create_launch_template", "InvalidLaunchTemplateName.AlreadyExistsException", "Launch template name already in use.", 400)
+    stub.add_client_error(
+        "create_launch_template",
+        "InvalidLaunchTemplateName.AlreadyExistsException",
+        "Launch template name already in use.",
+        400,
+    )
     stub.add_response("describe_launch_templates", {"LaunchTemplates": []}, {"Filters": ANY})
     with pytest.raises(EC2Error) as caught:
         ec2.ensure_launch_template(SPEC)
     assert "does not carry gbrowse-aws:balancer-id=unit" in str(caught.value)
+
+
+def test_terminate_batches_by_a_thousand(ec2: EC2, stub: Stubber) -> None:
+    ids = [f"i-{n:017x}" for n in range(1001)]
+    when = datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc)
+    stub.add_response(
+        "describe_instances",
+        {
+            "Reservations": [
+                {
+                    "Instances": [
+                        {"InstanceId": i, "State": {"Name": "running"}, "LaunchTime": when, "Tags": TAGS} for i in ids
+                    ]
+                }
+            ]
+        },
+        {"Filters": ANY, "MaxResults": 1000},
+    )
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ids[:1000]})
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ids[1000:]})
+    assert ec2.terminate(ids) == ids
+
+
+def test_iam_policy_allows_exactly_what_the_adapter_calls(client: t.Any) -> None:
+    """docs/iam-policy.json: every operation _ec2.py calls, plus what CreateFleet needs, nothing else."""
+    import json
+    import pathlib
+    import re
+
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _ec2
+
+    source = pathlib.Path(_ec2.__file__).read_text(encoding="utf-8")
+    methods = set(re.findall(r"self\.client\.([a-z_]+)\(", source)) | set(
+        re.findall(r'get_paginator\("([a-z_]+)"\)', source)
+    )
+    methods.discard("get_paginator")
+    api = {
+        name: op
+        for op, name in (
+            (op, re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower()) for op in client.meta.service_model.operation_names
+        )
+    }
+    called = {"ec2:" + api[m] for m in methods}
+    # An instant CreateFleet launches with the caller's own RunInstances and
+    # CreateTags (for tags at creation) permissions.
+    called |= {"ec2:RunInstances", "ec2:CreateTags"}
+    root = pathlib.Path(_ec2.__file__).resolve().parents[2]
+    policy = json.loads((root / "docs" / "iam-policy.json").read_text(encoding="utf-8"))
+    allowed: set[str] = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"]
+        allowed |= {actions} if isinstance(actions, str) else set(actions)
+    assert allowed == called

@@ -555,6 +555,14 @@ def test_meter_baseline_then_rate(meter_parts: tuple[LoadMeter, FakeFetch, FakeC
     assert "s3cret" not in repr(meter)
 
 
+def test_meter_with_a_plain_fetch_stand_in() -> None:
+    statuses = [status_with(10, uptime=1), status_with(31, uptime=3)]
+    times = iter([0.0, 0.0, 2.0, 2.0])
+    meter = LoadMeter(URL, fetch=lambda url, timeout: statuses.pop(0), clock=lambda: next(times))
+    assert meter.sample().rate is None
+    assert meter.sample().rate == pytest.approx(10.0)
+
+
 def test_meter_sample_time_is_the_middle_of_the_fetch() -> None:
     clock = FakeClock()
     fetch = FakeFetch(clock, fetch_seconds=2.0)
@@ -683,6 +691,11 @@ class StatusHandler(http.server.BaseHTTPRequestHandler):
                 self.send_header("WWW-Authenticate", 'Basic realm="status"')
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+        elif path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/server-status?auto")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif path == "/hangup":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -805,7 +818,14 @@ def test_fetch_basic_auth_never_shows_the_password(http_server: Server) -> None:
     assert len(http_server.handler.seen_auth) == 4
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "5"])
+def test_fetch_credentials_do_not_follow_redirects(http_server: Server) -> None:
+    status = fetch_status(http_server.base + "/redirect", username="balancer", password="s3cret")
+    assert status.total_accesses == 23403
+    first, redirected = http_server.handler.seen_auth
+    assert first.startswith("Basic ") and redirected == ""
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "5", float("nan"), True])
 def test_fetch_bad_timeout(timeout: t.Any) -> None:
     with pytest.raises(StatusError, match="timeout must be a positive number"):
         fetch_status(URL, timeout=timeout)

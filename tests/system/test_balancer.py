@@ -1,0 +1,325 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The real balancer command against a real Apache, a moto server over HTTP and slave stand-ins.
+
+Table used (tests/support/balancer.py): below 20 req/s no slaves, from 20
+req/s 1-2 slaves, from 100 req/s 3-4. Polls every 1.8 s, ready_timeout 30 s.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import typing as t
+
+import pytest
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import BALANCER_TAG
+from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import (
+    BalancerProcess,
+    balancer_command,
+    parse_status,
+    write_conf,
+)
+from ansible_collections.gmod.gbrowse_aws.tests.support.moto import run_foreign_instances, slave_image
+
+BID = "test-balancer"
+POLL = 0.03 * 60
+
+
+def ours(client: t.Any, balancer_id: str = BID, states: t.Sequence[str] = ("pending", "running")) -> dict[str, str]:
+    """Tagged instances in ``states``: id -> private IP."""
+    pages = client.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": f"tag:{BALANCER_TAG}", "Values": [balancer_id]},
+            {"Name": "instance-state-name", "Values": list(states)},
+        ]
+    )
+    return {i["InstanceId"]: i.get("PrivateIpAddress") for p in pages for r in p["Reservations"] for i in r["Instances"]}
+
+
+def state_of(client: t.Any, ids: t.Iterable[str]) -> dict[str, str]:
+    found = client.describe_instances(InstanceIds=list(ids))["Reservations"]
+    return {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
+
+
+def urls(addresses: t.Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(f"http://{a}:8101" for a in addresses))
+
+
+@pytest.fixture
+def world(tmp_path, private_apache, moto_server, ec2_client, network, slave_stand_ins):
+    """Everything a balancer needs, on loopback: Apache, moto, the slaves' subnet, an image."""
+    image = slave_image(ec2_client)
+
+    class World:
+        apache = private_apache
+        moto = moto_server
+        ec2 = ec2_client
+        net = network
+        stand_ins = slave_stand_ins
+        ami = image
+        directory = tmp_path
+
+        def conf(self, **kw: t.Any):
+            kw.setdefault("status_url", private_apache.status_url)
+            kw.setdefault("image_id", image)
+            kw.setdefault("subnet", network.subnet_id)
+            return write_conf(tmp_path, **kw)
+
+        def balancer(self, conf, env=None, **kw: t.Any) -> BalancerProcess:
+            return BalancerProcess(conf, env=env or moto_server.environ(), **kw)
+
+    return World()
+
+
+def load_until(bal: BalancerProcess, predicate: t.Callable[[dict], bool], timeout: float = 60.0) -> dict:
+    return parse_status(bal.wait_next_status(lambda s: predicate(parse_status(s)), timeout))
+
+
+def assert_farm_is_ready_set(world: t.Any, bal: BalancerProcess) -> None:
+    """Every listed renderer is a living slave answering 403, and every such slave of ours is listed."""
+    alive = ours(world.ec2, states=("running",))
+    answering = {iid: addr for iid, addr in world.stand_ins.answering().items() if iid in alive}
+    assert set(bal.renderers()) == set(urls(answering.values())), bal.log_tail()
+
+
+def test_load_step_up_and_down(world, fixed_rate_load):
+    conf = world.conf()
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        first = parse_status(bal.next_status())
+        assert first["min"] == 0 and first["pending"] + first["booting"] + first["ready"] == 0
+
+        load = fixed_rate_load(world.apache.small_file_url, 50)
+        stepped = load_until(bal, lambda s: s["min"] >= 1)
+        assert 20 <= stepped["load"] <= 80, stepped
+        # Launched in the poll that saw the step: the very next poll counts it.
+        after = parse_status(bal.next_status())
+        assert after["pending"] + after["booting"] + after["ready"] >= 1, after
+        load_until(bal, lambda s: s["ready"] >= 1)
+        bal.next_status()  # the poll after a slave turns ready has published it
+        assert_farm_is_ready_set(world, bal)
+        assert len(bal.renderers()) == 1
+
+        load.stop()
+        # The poll that saw the drop scales in: out of the farm, then terminated.
+        load_until(bal, lambda s: s["max"] == 0)
+        assert bal.renderers() == ()
+        # A whole poll window after the stop measures about zero.
+        quiet = parse_status(bal.next_status())
+        assert quiet["load"] < 1, quiet
+        assert ours(world.ec2) == {}
+        assert bal.terminate() == 0
+
+
+def test_once_dry_run_reports_and_changes_nothing(world, fixed_rate_load):
+    conf = world.conf()
+    fixed_rate_load(world.apache.small_file_url, 50)
+    out = subprocess.run(
+        [*balancer_command(), "--conf", str(conf), "--once", "--dry-run"],
+        env=world.moto.environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert isinstance(report["load"], float) and 20 <= report["load"] <= 80
+    assert (report["min"], report["max"]) == (1, 2)
+    assert report["plan"]["launch"] == 1
+    assert report["fleet"]["ready"] == 0 and report["fleet"]["instances"] == []
+    assert report["dry_run"] is True
+    assert ours(world.ec2) == {}
+    assert not (world.directory / "renderfarm.conf").exists()
+
+
+def test_sigkill_and_restart_adopts_the_fleet(world, fixed_rate_load):
+    conf = world.conf()
+    fixed_rate_load(world.apache.small_file_url, 50, max_duration=240)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] >= 1)
+        bal.kill()
+    before = ours(world.ec2)
+    assert len(before) == 1
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        adopted = load_until(bal, lambda s: s["ready"] == 1)
+        for _ in range(3):
+            status = parse_status(bal.next_status())
+            assert status["pending"] + status["booting"] + status["ready"] == 1, status
+        assert ours(world.ec2) == before, "a restarted balancer launched duplicates"
+        assert adopted["min"] == 1
+        assert bal.renderers() == urls(before.values())
+        assert bal.terminate() == 0
+    assert ours(world.ec2, states=("pending", "running", "stopping", "stopped")) == {}
+
+
+def test_instance_terminated_behind_its_back_is_dropped_and_replaced(world, fixed_rate_load):
+    conf = world.conf()
+    fixed_rate_load(world.apache.small_file_url, 50, max_duration=240)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] >= 1)
+        bal.next_status()
+        (victim, address), = ours(world.ec2).items()
+        assert bal.renderers() == urls([address])
+        world.ec2.terminate_instances(InstanceIds=[victim])
+        # Within one poll (two status lines: one poll may have been under way) it
+        # leaves the render farm; the same poll launches the replacement.
+        for _ in range(2):
+            bal.next_status()
+            if urls([address])[0] not in bal.renderers() or address in ours(world.ec2).values():
+                break
+        else:
+            raise AssertionError(f"{victim} still in the render farm: {bal.renderers()}")
+        assert victim not in ours(world.ec2)
+        load_until(bal, lambda s: s["ready"] == 1)
+        bal.next_status()
+        replacement = ours(world.ec2)
+        assert len(replacement) == 1 and victim not in replacement
+        assert_farm_is_ready_set(world, bal)
+        assert bal.terminate() == 0
+
+
+def test_hanging_slave_does_not_stall_the_loop_and_is_replaced(world, fixed_rate_load):
+    world.stand_ins.behaviour = "hang"
+    conf = world.conf(ready_timeout=0.15)  # 9 s
+    fixed_rate_load(world.apache.small_file_url, 50, max_duration=240)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["booting"] >= 1)
+        hung = set(ours(world.ec2))
+        world.stand_ins.wait_listening(1, behaviour="hang")
+        t0 = len(bal.poll_statuses())
+        # Let the slave hang through several polls, then past ready_timeout.
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline and hung & set(ours(world.ec2)):
+            bal.next_status()
+        times = [at for at, _ in bal.poll_statuses()[t0:]]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert gaps and max(gaps) < POLL + 2.0 + 1.5, gaps  # poll interval + one check timeout + slack
+        assert not hung & set(ours(world.ec2)), "the hanging slave was never replaced"
+        assert bal.renderers() == ()  # never listed: it never answered
+        world.stand_ins.behaviour = "ready"
+        load_until(bal, lambda s: s["ready"] >= 1)
+        assert bal.terminate() == 0
+
+
+def test_foreign_instances_are_never_touched(world, fixed_rate_load):
+    untagged = run_foreign_instances(world.ec2, None, 1)
+    other = run_foreign_instances(world.ec2, None, 1, tags={BALANCER_TAG: "someone-else", "Name": "GBrowse Slave"})
+    conf = world.conf()
+    load = fixed_rate_load(world.apache.small_file_url, 50)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] >= 1)
+        load.stop()
+        load_until(bal, lambda s: s["max"] == 0)
+        assert bal.terminate() == 0
+    assert set(state_of(world.ec2, untagged + other).values()) == {"running"}
+
+
+def test_throttled_api_converges(world, fixed_rate_load, fault_proxy):
+    conf = world.conf()
+    env = {**world.moto.environ(), "AWS_ENDPOINT_URL": fault_proxy.url}
+    fixed_rate_load(world.apache.small_file_url, 50, max_duration=240)
+    with world.balancer(conf, env=env) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] >= 1, timeout=90)
+        assert bal.terminate() == 0
+    stats = fault_proxy.stats()
+    assert stats["failed"] >= 3, stats  # the faults really happened
+    assert ours(world.ec2) == {}
+
+
+def test_apache_down_holds_the_fleet(world, fixed_rate_load):
+    conf = world.conf()
+    fixed_rate_load(world.apache.small_file_url, 50, max_duration=240)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] >= 1)
+        fleet = ours(world.ec2)
+        world.apache.stop()
+        for _ in range(4):
+            status = parse_status(bal.next_status())
+            assert status["held"] and status["load"] is None, status
+            assert status["ready"] == len(fleet), status
+        assert ours(world.ec2) == fleet
+        assert len(bal.renderers()) == len(fleet)
+        assert bal.terminate() == 0
+
+
+def test_sigterm_cleans_up_everything(world, fixed_rate_load):
+    conf = world.conf(table=((0.0, 2, 2),))
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] == 2)
+        assert bal.terminate() == 0
+        assert any(line == "STOPPING=1" for _, line in bal.messages)
+    assert ours(world.ec2, states=("pending", "running", "shutting-down", "stopping", "stopped")) == {}
+    tag = [{"Name": f"tag:{BALANCER_TAG}", "Values": [BID]}]
+    assert world.ec2.describe_security_groups(Filters=tag)["SecurityGroups"] == []
+    assert world.ec2.describe_launch_templates(Filters=tag)["LaunchTemplates"] == []
+    assert bal.renderers() == ()
+
+
+def test_on_exit_keep_leaves_the_fleet_for_the_next_balancer(world):
+    conf = world.conf(table=((0.0, 1, 1),), extra_master={"on_exit": "keep"})
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] == 1)
+        assert bal.terminate() == 0
+    kept = ours(world.ec2)
+    assert len(kept) == 1
+    with world.balancer(world.conf(table=((0.0, 1, 1),))) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] == 1)
+        assert ours(world.ec2) == kept
+        assert bal.terminate() == 0
+    assert ours(world.ec2) == {}
+
+
+def test_sighup_reloads_and_a_broken_conf_keeps_the_old_one(world):
+    conf = world.conf(table=((0.0, 0, 0),))
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        bal.next_status()
+        good = conf.read_text()
+        conf.write_text(good.replace("spot_bid          = 0.10", "spot_bid          = lots"))
+        bal.signal(signal.SIGHUP)
+        status = parse_status(bal.next_status())
+        assert (status["min"], status["max"]) == (0, 0)
+        assert "keeping the running configuration" in bal.log_tail()
+        assert "spot_bid: 'lots' is not a number" in bal.log_tail()
+        world.conf(table=((0.0, 1, 1),))
+        bal.signal(signal.SIGHUP)
+        load_until(bal, lambda s: s["min"] == 1)
+        assert any(line == "RELOADING=1" for _, line in bal.messages)
+        assert bal.terminate() == 0
+
+
+def test_check_config(world, tmp_path):
+    good = world.conf()
+    ok = subprocess.run([*balancer_command(), "--check-config", "--conf", str(good)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "20" in ok.stdout and BID in ok.stdout
+    bad = tmp_path / "bad.conf"
+    bad.write_text(good.read_text().replace("ports             = 8101", "ports             = 70000"))
+    out = subprocess.run([*balancer_command(), "--check-config", "--conf", str(bad)], capture_output=True, text=True, check=False)
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("ports"))
+    assert out.returncode == 78
+    assert f"{bad}:{line}: ports" in out.stderr and "Traceback" not in out.stderr
+    missing = subprocess.run([*balancer_command(), "--check-config", "--conf", str(tmp_path / "nope.conf")], capture_output=True, text=True, check=False)
+    assert missing.returncode == 78 and "nope.conf" in missing.stderr
+
+
+def test_wrong_option_is_a_usage_error():
+    out = subprocess.run([*balancer_command(), "--verbosity", "9"], capture_output=True, text=True, check=False)
+    assert out.returncode == 2 and "--verbosity" in out.stderr
