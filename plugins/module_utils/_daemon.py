@@ -207,9 +207,11 @@ class PollReport:
 
     def status_line(self) -> str:
         load = "n/a" if self.load is None else f"{self.load:.2f}"
+        lifetime = "n/a" if self.req_per_sec is None else f"{self.req_per_sec:.2f}"
         c = self.counts
         return (
-            f"load {load} req/s; want {self.band.min}-{self.band.max}{' (held)' if self.held else ''}; "
+            f"load {load} req/s (Apache lifetime {lifetime}); "
+            f"want {self.band.min}-{self.band.max}{' (held)' if self.held else ''}; "
             f"slaves {c['pending']} pending, {c['booting']} booting, {c['ready']} ready"
         )
 

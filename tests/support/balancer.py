@@ -261,11 +261,11 @@ class BalancerProcess:
 
 
 def parse_status(line: str) -> dict[str, t.Any]:
-    """``load 12.30 req/s; want 1-2; slaves 0 pending, 1 booting, 2 ready`` -> numbers."""
+    """``load 12.30 req/s (Apache lifetime 3.10); want 1-2; slaves 0 pending, 1 booting, 2 ready`` -> numbers."""
     import re
 
     m = re.match(
-        r"load (?P<load>[\d.]+|n/a) req/s; want (?P<min>\d+)-(?P<max>\d+)(?P<held> \(held\))?; "
+        r"load (?P<load>[\d.]+|n/a) req/s \(Apache lifetime (?P<lifetime>[\d.]+|n/a)\); want (?P<min>\d+)-(?P<max>\d+)(?P<held> \(held\))?; "
         r"slaves (?P<pending>\d+) pending, (?P<booting>\d+) booting, (?P<ready>\d+) ready",
         line,
     )
@@ -274,6 +274,7 @@ def parse_status(line: str) -> dict[str, t.Any]:
     d = m.groupdict()
     return {
         "load": None if d["load"] == "n/a" else float(d["load"]),
+        "req_per_sec": None if d["lifetime"] == "n/a" else float(d["lifetime"]),
         "min": int(d["min"]),
         "max": int(d["max"]),
         "held": bool(d["held"]),

@@ -15,7 +15,9 @@ in a test module or the root conftest, or import them into a conftest:
 - ``ec2_client``: a boto3 EC2 client on it (dummy keys, us-west-2).
 - ``aws_environment``: this test's ``os.environ`` pointed at moto (dummy keys,
   ``AWS_ENDPOINT_URL``, metadata disabled, no shared config); undone after.
-- ``network``: the slaves' VPC and subnet in 127.100.0.0/16 (a ``Network``).
+- ``network``: the slaves' VPC 127.100.0.0/16 and a subnet 127.100.N.0/24 (a
+  ``Network``), N in 2..251 chosen per session so that concurrent test runs
+  on one machine never share slave addresses (the demo keeps 127.100.1.0/24).
 - ``slave_stand_ins``: :class:`SlaveStandIns` for every running instance, all
   answering 403 on port 8101 (change per instance with ``set_behaviour``).
 - ``fault_proxy``: a :class:`FaultProxy` in front of moto failing 30% of EC2
@@ -85,8 +87,10 @@ def aws_environment(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture
-def network(ec2_client: t.Any) -> Network:
-    return make_network(ec2_client)
+def network(moto_server: MotoServer, ec2_client: t.Any) -> Network:
+    # A /24 of its own per session (from moto's port): two test runs on one
+    # machine at the same time never put stand-ins on the same address.
+    return make_network(ec2_client, subnet_cidr=f"127.100.{2 + moto_server.port % 250}.0/24")
 
 
 @pytest.fixture

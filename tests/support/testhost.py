@@ -155,10 +155,11 @@ def debian_mirror() -> str:
     sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
     for path in sources:
         for stanza in path.read_text(errors="replace").split("\n\n"):
-            fields = dict(
-                (k.strip().lower(), v.strip())
-                for k, _, v in (line.partition(":") for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
-            )
+            fields = {}
+            for line in stanza.splitlines():
+                key, colon, value = line.partition(":")
+                if colon and not line.startswith("#"):
+                    fields[key.strip().lower()] = value.strip()
             if SUITE in fields.get("suites", "").split() and "debian" in fields.get("uris", ""):
                 return fields["uris"].split()[0]
     lists = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
@@ -276,7 +277,10 @@ def _alive(pid: int, cmdline: t.Sequence[str] | None = None) -> bool:
         return False
     if state == "Z":
         return False
-    return cmdline is None or list(current) == list(cmdline)
+    if cmdline is None:
+        return True
+    # A script started by its #! line shows its interpreter in front.
+    return bool(current) and list(current[-len(cmdline):]) == list(cmdline)
 
 
 def _children(pid: int) -> list[int]:
@@ -308,14 +312,22 @@ def stop_process(pid: int, cmdline: t.Sequence[str], *, timeout: float = 10.0, s
     log(f"pid {pid} ({cmdline[0] if cmdline else '?'}) ignored signal {sig}: SIGKILL")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    for _ in range(50):
+    for _attempt in range(50):
         _reap_zombie(pid)
         if not _alive(pid, cmdline):
             return
         time.sleep(0.1)
 
 
-def spawn(state_dir: Path, name: str, cmd: t.Sequence[str], *, env: t.Mapping[str, str] | None = None, wait_url: str | None = None, timeout: float = 30.0) -> int:
+def spawn(
+    state_dir: Path,
+    name: str,
+    cmd: t.Sequence[str],
+    *,
+    env: t.Mapping[str, str] | None = None,
+    wait_url: str | None = None,
+    timeout: float = 30.0,
+) -> int:
     """Start ``cmd`` detached (own session), log to STATE/NAME.log, record it for ``reap``."""
     state_dir.mkdir(parents=True, exist_ok=True)
     record = state_dir / f"proc-{name}.json"
@@ -325,8 +337,7 @@ def spawn(state_dir: Path, name: str, cmd: t.Sequence[str], *, env: t.Mapping[st
     environ.update(env or {})
     with open(state_dir / f"{name}.log", "ab") as out:
         proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, env=environ)
-    # What /proc shows (an interpreter in front of a script), for a safe kill later.
-    record.write_text(json.dumps({"pid": proc.pid, "cmdline": _cmdline(proc.pid) or list(cmd)}) + "\n")
+    record.write_text(json.dumps({"pid": proc.pid, "cmdline": list(cmd)}) + "\n")
     if wait_url:
         deadline = time.monotonic() + timeout
         while True:
@@ -559,8 +570,7 @@ class TestHost:
         info = self.info
         pid, cmdline = info.get("nspawn_pid"), info.get("nspawn_cmdline")
         if pid and _alive(pid, cmdline):
-            inits = [c for c in _children(pid)]
-            for child in inits:
+            for child in _children(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGRTMIN + 4)
             deadline = time.monotonic() + 20
@@ -636,7 +646,7 @@ def down_all(state_dir: Path) -> None:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("rootfs", help="build or reuse the cached rootfs; print its path")
     p.add_argument("--package", action="append", default=[], help="extra package (repeatable)")

@@ -54,9 +54,9 @@ from ansible_collections.gmod.gbrowse_aws.tests.support.moto import (
 )
 from ansible_collections.gmod.gbrowse_aws.tests.support.slaves import SlaveStandIns
 
-# The fixtures (moto_server, ec2_client, network, ...); a conftest that imports
-# them too takes precedence, and then these stay unused.
-pytest_plugins = ["ansible_collections.gmod.gbrowse_aws.tests.support.fixtures_ec2"]
+# Fixtures (moto_server, ec2_client, network, slave_stand_ins, fault_proxy,
+# fake_imds, aws_environment) come from tests/support/fixtures_ec2.py through
+# tests/system/conftest.py.
 
 BALANCER = "test-balancer"
 
@@ -569,14 +569,14 @@ def test_slave_stand_ins_follow_moto(network: Network, adapter: EC2, slave_stand
 def test_slave_stand_ins_boot_delay_and_loopback_only(
     ec2_client: t.Any, moto_server: MotoServer, network: Network, adapter: EC2
 ) -> None:
-    with SlaveStandIns(moto_server.url, balancer_id=BALANCER, boot_delay=0.8) as stand_ins:
+    with SlaveStandIns(moto_server.url, balancer_id=BALANCER, boot_delay=3.0) as stand_ins:
         (slave,) = adapter.launch(1, slave_spec(network)).instance_ids
         (outside,) = run_foreign_instances(ec2_client, None, 1, {BALANCER_TAG: BALANCER})  # default VPC: 172.31.x.x
         stand_ins.wait_listening(1, timeout=5, behaviour="refuse")
         address = stand_ins.listening()[slave][0]
         with pytest.raises(ConnectionRefusedError):
             _status(address)
-        stand_ins.wait_listening(1, timeout=5)
+        stand_ins.wait_listening(1, timeout=8)
         assert _status(address) == 403
         assert outside in stand_ins.skipped and outside not in stand_ins.listening()
 

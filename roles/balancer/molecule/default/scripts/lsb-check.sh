@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The init script run natively (SYSTEMCTL_SKIP_REDIRECT=1: no detour through
 # systemctl): actions and LSB exit codes.
 set -uo pipefail

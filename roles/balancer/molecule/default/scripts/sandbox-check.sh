@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # From inside the running unit's mount namespace, as its user: the state
 # directory is writable, /etc and /opt are not; a rewrite of renderfarm.conf
 # (the balancer's own code) fires the path unit, which reloads Apache

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # systemctl reload (SIGHUP): the balancer re-reads its conf, same process.
 set -euo pipefail
 unit=gbrowse-aws-balancer.service
