@@ -56,7 +56,7 @@ def measure(moto: MotoServer, size: int) -> dict[str, object]:
         result = action()  # type: ignore[operator]
         return sum(ec2.calls.values()), sum(ec2.attempts.values()), time.monotonic() - started, result
 
-    launch_calls, _, launch_time, launched = counted(lambda: ec2.launch(size, spec))
+    launch_calls, _attempts, launch_time, launched = counted(lambda: ec2.launch(size, spec))
     if len(launched.instance_ids) != size:  # type: ignore[attr-defined]
         raise SystemExit(f"launched {len(launched.instance_ids)} of {size}")  # type: ignore[attr-defined]
 
@@ -65,10 +65,10 @@ def measure(moto: MotoServer, size: int) -> dict[str, object]:
         return len(ec2.describe_fleet())
 
     poll_calls, poll_attempts, poll_time, seen = counted(poll)
-    describe_calls, _, describe_time, _ = counted(ec2.describe_fleet)
+    describe_calls, _attempts, describe_time, _fleet = counted(ec2.describe_fleet)
     ids = [i.id for i in ec2.describe_fleet()]
-    terminate_calls, _, terminate_time, asked = counted(lambda: ec2.terminate(ids))
-    after_calls, _, _, left = counted(ec2.describe_fleet)
+    terminate_calls, _attempts, terminate_time, asked = counted(lambda: ec2.terminate(ids))
+    after_calls, _attempts, _time, left = counted(ec2.describe_fleet)
     return {
         "size": size,
         "launch": (launch_calls, launch_time),

@@ -54,6 +54,11 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Lo
 
 LOG = logging.getLogger("gbrowse_aws.balancer")
 
+#: EC2 is eventually consistent: an instance CreateFleet just returned may be
+#: missing from the next DescribeInstances. Count it as pending this long, so
+#: a poll never launches its twin.
+LAUNCH_GRACE = 120.0
+
 # --------------------------------------------------------------------------
 # logging, sd_notify, signals
 
@@ -243,6 +248,7 @@ class Balancer:
         self.reload_apache = reload or run_reload_command
         self.history: collections.deque[tuple[float, Band]] = collections.deque(maxlen=10_000)
         self.last_band: Band | None = None
+        self.launched: dict[str, float] = {}  # id -> when CreateFleet returned it
         self._spec: LaunchSpec | None = None
 
     # -- configuration ------------------------------------------------------
@@ -288,6 +294,7 @@ class Balancer:
         for iid in lost:
             LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, addresses[iid])
         slaves, expired = self.readiness.classify(instances, now, self.conf.slave.ready_timeout * 60)
+        slaves += self._not_yet_described(instances, now)
         band, held = self._band(value, slaves, now)
         plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
 
@@ -339,6 +346,13 @@ class Balancer:
         LOG.info(report.status_line())
         return report
 
+    def _not_yet_described(self, instances: t.Sequence[t.Any], now: float) -> list[Slave]:
+        """Slaves launched moments ago that DescribeInstances does not show yet: pending."""
+        seen = {i.id for i in instances}
+        for iid in [i for i, at in self.launched.items() if i in seen or now - at > LAUNCH_GRACE]:
+            del self.launched[iid]
+        return [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
+
     def _band(self, value: float | None, slaves: t.Sequence[Slave], now: float) -> tuple[Band, bool]:
         """The wanted band; without a load figure, hold: never scale in on missing data."""
         if value is None:
@@ -374,12 +388,17 @@ class Balancer:
         except EC2Error as exc:
             LOG.error("Could not launch %d slave(s): %s", count, exc)
             errors.append(str(exc))
+            if exc.code and exc.code.startswith(("InvalidGroup", "InvalidLaunchTemplate", "InvalidAMI", "InvalidSubnet")):
+                # Something we resolved once is gone: resolve it again next poll.
+                self._spec = None
+                self.ec2.forget()
             return []
         for code, message in result.errors:
             LOG.warning("Launch partly failed: %s: %s", code, message)
             errors.append(f"{code}: {message}")
         if result.instance_ids:
             LOG.info("Launched %s", " ".join(result.instance_ids))
+            self.launched.update(dict.fromkeys(result.instance_ids, self.clock()))
         return list(result.instance_ids)
 
     def publish(self, renderers: t.Sequence[str]) -> bool:

@@ -21,7 +21,7 @@ description:
   - The running balancer reads the file again on C(SIGHUP) (C(systemctl reload gbrowse-aws-balancer)); notify a
     handler for that.
 author:
-  - gbrowse_aws developers
+  - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
 attributes:

@@ -17,7 +17,7 @@ description:
     (how many slaves to launch, which to remove).
   - Pure, it reads the conf file (if given) and nothing else, and changes nothing.
 author:
-  - gbrowse_aws developers
+  - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
   - gmod.gbrowse_aws.attributes.INFO_MODULE

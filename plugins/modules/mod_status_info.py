@@ -20,7 +20,7 @@ description:
     Apache's own C(ReqPerSec) (RV(req_per_sec)) is an average over its whole uptime.
   - Apache needs C(ExtendedStatus On) for C(Total Accesses).
 author:
-  - gbrowse_aws developers
+  - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
   - gmod.gbrowse_aws.attributes.INFO_MODULE

@@ -21,7 +21,7 @@ description:
     reports C(changed).
   - The same code writes the file for the C(gbrowse_aws_balancer) daemon.
 author:
-  - gbrowse_aws developers
+  - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
 attributes:

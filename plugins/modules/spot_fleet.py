@@ -26,7 +26,7 @@ description:
   - Its AWS options are those of the amazon.aws modules, so one C(module_defaults) entry for
     C(group/gmod.gbrowse_aws.aws) configures this module and every amazon.aws module at once.
 author:
-  - gbrowse_aws developers
+  - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
   - amazon.aws.common.modules

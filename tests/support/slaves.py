@@ -115,7 +115,7 @@ class _HangingStandIn:
     def _accept(self) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, _peer = self.sock.accept()
             except (socket.timeout, OSError):
                 continue
             self._on_hit()
@@ -201,7 +201,7 @@ class SlaveStandIns:
     def listening(self) -> dict[str, tuple[str, str]]:
         """Instances with a stand-in: id -> (address, behaviour); "refuse" ones included."""
         with self._lock:
-            return {i: (addr, beh) for i, (addr, beh, _) in self._servers.items()}
+            return {i: (entry[0], entry[1]) for i, entry in self._servers.items()}
 
     def answering(self) -> dict[str, str]:
         """Instances whose stand-in answers 403: id -> address."""
@@ -298,6 +298,6 @@ class SlaveStandIns:
         self._servers[instance_id] = (address, behaviour, listeners)
 
     def _close(self, instance_id: str) -> None:
-        _, _, listeners = self._servers.pop(instance_id)
+        listeners = self._servers.pop(instance_id)[2]
         for listener in listeners:
             listener.close()

@@ -565,14 +565,20 @@ class TestHost:
             raise TestHostError(f"{self.name}: {command!r} exited {result.returncode}: {result.stderr.strip()[-1000:]}")
         return result
 
-    def down(self) -> None:
-        """Power off (SIGRTMIN+4 to its systemd), unmount, remove the namespace. Safe to repeat."""
-        info = self.info
-        pid, cmdline = info.get("nspawn_pid"), info.get("nspawn_cmdline")
+    def poweroff(self) -> None:
+        """Ask its systemd to power off (SIGRTMIN+4); ``down`` waits for it."""
+        pid, cmdline = self.info.get("nspawn_pid"), self.info.get("nspawn_cmdline")
         if pid and _alive(pid, cmdline):
             for child in _children(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child, signal.SIGRTMIN + 4)
+
+    def down(self) -> None:
+        """Power off, unmount, remove the namespace. Safe to repeat."""
+        info = self.info
+        pid, cmdline = info.get("nspawn_pid"), info.get("nspawn_cmdline")
+        if pid and _alive(pid, cmdline):
+            self.poweroff()
             deadline = time.monotonic() + 20
             while _alive(pid, cmdline) and time.monotonic() < deadline:
                 _reap_zombie(pid)
@@ -632,13 +638,20 @@ def up_many(names: t.Sequence[str], state_dir: Path, packages: t.Iterable[str] =
 
 
 def down_all(state_dir: Path) -> None:
-    """Every host and spawned process recorded in ``state_dir``."""
+    """Every host and spawned process recorded in ``state_dir``.
+
+    Hosts first: their services may still talk to the helpers (a balancer
+    terminating its slaves through moto) while they shut down.
+    """
     if not state_dir.is_dir():
         return
+    hosts = [TestHost(state.parent.name, state_dir) for state in sorted(state_dir.glob("*/state.json"))]
+    for host in hosts:
+        host.poweroff()  # all at once, then wait for each
+    for host in hosts:
+        host.down()
     for record in sorted(state_dir.glob("proc-*.json")):
         reap(state_dir, record.name[len("proc-") : -len(".json")])
-    for state in sorted(state_dir.glob("*/state.json")):
-        TestHost(state.parent.name, state_dir).down()
 
 
 # ---------------------------------------------------------------------------

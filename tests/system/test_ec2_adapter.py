@@ -228,7 +228,7 @@ def test_launch_template_gets_a_new_version_only_on_change(ec2_client: t.Any, ne
     assert tags_of(template) == {BALANCER_TAG: BALANCER}
 
     adapter.calls.clear()
-    for _ in range(3):  # a steady poll: no call at all, launches included until CreateFleet
+    for _poll in range(3):  # a steady poll: no call at all, launches included until CreateFleet
         assert adapter.ensure_launch_template(spec) == template_id
     assert adapter.total_calls == 0
 
@@ -357,7 +357,7 @@ def test_thirty_percent_throttling_is_absorbed_by_retries(
     group = adapter.ensure_security_group(network.vpc_id, [8101], source_cidr="127.0.0.1")
     spec = slave_spec(network, instance_types=("m5.large", "c5.large"), security_group_ids=(group,))
     launched = adapter.launch(5, spec)
-    for _ in range(10):  # ten steady polls
+    for _poll in range(10):  # ten steady polls
         assert len(adapter.describe_fleet()) == 5
         adapter.ensure_launch_template(spec)
     victims = adapter.terminate(launched.instance_ids[:2])
@@ -383,7 +383,7 @@ def test_errors_and_resets_are_retried_without_duplicates(
 ) -> None:
     with FaultProxy(moto_server.url, fail_ratio=0.3, seed=3, faults=("500", "unavailable", "reset")) as proxy:
         adapter = adapter_for(proxy.url)
-        for _ in range(4):
+        for _round in range(4):
             adapter.launch(2, slave_spec(network))
             adapter.describe_fleet()
         assert len(adapter.describe_fleet()) == 8
@@ -431,10 +431,10 @@ def test_credentials_from_the_instance_role_over_imdsv2(
         adapter = EC2(make_client(REGION), BALANCER)
         assert adapter.describe_fleet() == []
         assert adapter.client._request_signer._credentials.access_key == ACCESS_KEY
-        seen = [(method, path) for method, path, _ in imds.requests]
+        seen = [request[:2] for request in imds.requests]
         assert seen[0] == ("PUT", "/latest/api/token")
         assert ("GET", "/latest/meta-data/iam/security-credentials/gbrowse-master") in seen
-        assert all(valid for method, _, valid in imds.requests if method == "GET")
+        assert all(request[2] for request in imds.requests if request[0] == "GET")
 
 
 # -- instance metadata ----------------------------------------------------------
@@ -452,10 +452,11 @@ def test_metadata_from_a_fake_imdsv2(fake_imds: FakeInstanceMetadata) -> None:
     assert meta.subnet_id == fake_imds.subnet_id and meta.vpc_id == fake_imds.vpc_id
     assert meta.security_group_ids == fake_imds.security_group_ids
     assert fake_imds.requests[0][:2] == ("PUT", "/latest/api/token")
-    assert sum(1 for method, _, _ in fake_imds.requests if method == "PUT") == 1
-    assert all(valid for method, _, valid in fake_imds.requests if method == "GET")
+    assert sum(1 for request in fake_imds.requests if request[0] == "PUT") == 1
+    assert all(request[2] for request in fake_imds.requests if request[0] == "GET")
     asked = len(fake_imds.requests)
-    _ = (meta.instance_id, meta.region, meta.public_ip, meta.security_group_ids, meta.available())
+    again = (meta.instance_id, meta.region, meta.public_ip, meta.security_group_ids, meta.available())
+    assert again == (fake_imds.instance_id, REGION, None, fake_imds.security_group_ids, True)
     assert len(fake_imds.requests) == asked  # cached, the 404 included
 
 
@@ -470,7 +471,7 @@ def test_fake_imds_insists_on_a_token_and_metadata_renews_it(fake_imds: FakeInst
     assert meta.instance_id == fake_imds.instance_id
     fake_imds._tokens.clear()  # the token expired
     assert meta.vpc_id == fake_imds.vpc_id
-    assert sum(1 for method, _, _ in fake_imds.requests if method == "PUT") == 2
+    assert sum(1 for request in fake_imds.requests if request[0] == "PUT") == 2
 
 
 @pytest.mark.parametrize("value", ["true", "TRUE", " True "])

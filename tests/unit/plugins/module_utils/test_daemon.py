@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The poll's bookkeeping with fakes for EC2, Apache and the readiness check.
+
+The real parts are exercised in tests/system/test_balancer.py; these cover
+orderings and corner cases that are hard to provoke there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import typing as t
+from dataclasses import dataclass, field
+
+import pytest
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._cli import normalize_argv
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import parse_conf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import LAUNCH_GRACE, Balancer, Notifier
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import Instance, LaunchResult
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import Master
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import StatusError
+
+CONF = """[LOAD TABLE]
+0    0 0
+10   2 3
+[MASTER]
+renderfarm_conf = {farm}
+reload_command = true
+[SLAVE]
+image_id = ami-12345678
+ports = 8101 8102
+ready_timeout = 1
+"""
+
+
+@dataclass
+class FakeLoad:
+    rate: float | None
+    req_per_sec: float | None = 1.0
+    busy_workers: int | None = 1
+    idle_workers: int | None = 9
+
+    def signal(self, name: str) -> float | None:
+        return self.rate
+
+
+@dataclass
+class FakeMeter:
+    rates: list[t.Any]
+
+    def sample(self) -> FakeLoad:
+        rate = self.rates.pop(0)
+        if isinstance(rate, Exception):
+            raise rate
+        return FakeLoad(rate)
+
+
+@dataclass
+class FakeEC2:
+    """Describe shows ``visible``; launches are remembered but appear only when ``reveal()`` is called."""
+
+    visible: list[Instance] = field(default_factory=list)
+    hidden: list[Instance] = field(default_factory=list)
+    terminated: list[str] = field(default_factory=list)
+    launches: list[int] = field(default_factory=list)
+    n: int = 0
+
+    def describe_fleet(self) -> list[Instance]:
+        return list(self.visible)
+
+    def launch(self, count: int, spec: t.Any) -> LaunchResult:
+        self.launches.append(count)
+        ids = []
+        for _ in range(count):
+            self.n += 1
+            iid = f"i-{self.n:04d}"
+            ids.append(iid)
+            self.hidden.append(Instance(iid, "running", 1090.0 + self.n, f"127.100.1.{self.n}", None, "vpc-1", "subnet-1", "m5.large", "spot"))
+        return LaunchResult(tuple(ids))
+
+    def reveal(self) -> None:
+        self.visible += self.hidden
+        self.hidden = []
+
+    def terminate(self, ids: t.Iterable[str]) -> list[str]:
+        ids = [i for i in ids if any(v.id == i for v in self.visible)]
+        self.terminated += ids
+        self.visible = [v for v in self.visible if v.id not in ids]
+        return ids
+
+
+@pytest.fixture
+def make(tmp_path):
+    def build(rates, ready=lambda address: True, clock=None):
+        conf = parse_conf(CONF.format(farm=tmp_path / "renderfarm.conf"), "test.conf")
+        ec2 = FakeEC2()
+        now = [1100.0]
+        bal = Balancer(
+            conf,
+            ec2=ec2,  # type: ignore[arg-type]
+            meter=FakeMeter(list(rates)),  # type: ignore[arg-type]
+            master=Master(),
+            clock=clock or (lambda: now[0]),
+            check=lambda targets, port, timeout: {i: ready(a) for i, a in targets.items()},
+            reload=lambda command: None,
+        )
+        bal._spec = object()  # type: ignore[assignment]  # no image lookup in unit tests
+        return bal, ec2, now
+
+    return build
+
+
+def test_launch_not_yet_described_is_not_launched_twice(make):
+    bal, ec2, now = make([20, 20, 20])
+    first = bal.poll()
+    assert first.plan.launch == 2 and ec2.launches == [2]
+    now[0] += 30
+    second = bal.poll()  # EC2 has not caught up: the two still count as pending
+    assert second.plan.launch == 0 and second.counts["pending"] == 2
+    ec2.reveal()
+    now[0] += 30
+    third = bal.poll()
+    assert third.plan.launch == 0 and third.counts["ready"] == 2
+    assert ec2.launches == [2]
+
+
+def test_grace_expires(make):
+    bal, ec2, now = make([20, 20])
+    bal.poll()
+    now[0] += LAUNCH_GRACE + 1  # never showed up: gone for good, launch again
+    assert bal.poll().plan.launch == 2
+
+
+def test_missing_load_holds_the_fleet(make):
+    bal, ec2, now = make([20, 20, StatusError("http://x/server-status?auto: connection refused"), 0])
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().counts["ready"] == 2
+    now[0] += 30
+    held = bal.poll()
+    assert held.held and held.plan.idle and held.load is None
+    assert (held.band.min, held.band.max) == (2, 3)
+    assert held.errors and "connection refused" in held.errors[0]
+    now[0] += 30
+    assert bal.poll().plan.remove  # with a real figure again, scale-in proceeds
+
+
+def test_renderfarm_lists_every_port_and_drops_removed_first(make, tmp_path):
+    bal, ec2, now = make([20, 20, 0])
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    report = bal.poll()
+    assert report.renderers == [
+        "http://127.100.1.1:8101", "http://127.100.1.1:8102", "http://127.100.1.2:8101", "http://127.100.1.2:8102",
+    ]
+    text = (tmp_path / "renderfarm.conf").read_text()
+    assert "renderfarm = 1" in text and "127.100.1.2:8102" in text
+    now[0] += 30
+    down = bal.poll()
+    assert down.renderers == [] and sorted(down.plan.remove) == ["i-0001", "i-0002"]
+    assert "renderfarm = 0" in (tmp_path / "renderfarm.conf").read_text()
+    assert sorted(ec2.terminated) == ["i-0001", "i-0002"]
+
+
+def test_slave_never_ready_is_replaced_after_ready_timeout(make):
+    bal, ec2, now = make([20] * 4, ready=lambda address: False)
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().counts["booting"] == 2
+    now[0] += 61  # ready_timeout = 1 minute since launch
+    report = bal.poll()
+    assert sorted(report.expired) == ["i-0001", "i-0002"]
+    assert report.plan.launch == 2 and report.renderers == []
+    assert sorted(ec2.terminated) == ["i-0001", "i-0002"]
+
+
+def test_dry_run_changes_nothing(make, tmp_path):
+    bal, ec2, now = make([20])
+    bal.dry_run = True
+    report = bal.poll()
+    assert report.plan.launch == 2 and ec2.launches == [] and not (tmp_path / "renderfarm.conf").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["-conf", "x.conf"], ["--conf", "x.conf"]),
+        (["-c", "x.conf", "-v", "3"], ["--conf", "x.conf", "--verbosity", "3"]),
+        (["--conf=x.conf", "-background"], ["--conf=x.conf", "--background"]),
+        (["--dry_run", "--check_config"], ["--dry-run", "--check-config"]),
+        (["-ssh_key", "mykey"], ["--ssh_key", "mykey"]),
+        (["--", "-conf"], ["--", "-conf"]),
+        (["-zzz"], ["-zzz"]),  # not one of ours: argparse rejects it as given
+    ],
+)
+def test_original_spellings(argv: list[str], expected: list[str]) -> None:
+    assert normalize_argv(argv) == expected
+
+
+def test_notifier_speaks_sd_notify(tmp_path):
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": str(os.getpid())})
+        assert n.enabled and n.watchdog_interval == 5.0
+        n.send("READY=1", "STATUS=hello")
+        assert sock.recv(100) == b"READY=1\nSTATUS=hello"
+    assert not Notifier({}).enabled
+    assert Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10", "WATCHDOG_PID": "1"}).watchdog_interval is None
