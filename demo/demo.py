@@ -77,7 +77,7 @@ def run() -> int:
                 for rate, polls in RAMP:
                     load = FixedRateLoad(apache.small_file_url, rate, threads=2, max_duration=120).start() if rate else None
                     try:
-                        for _ in range(polls):
+                        for dummy in range(polls):
                             s = parse_status(bal.next_status(timeout=60))
                             n += 1
                             farm = bal.renderers()

@@ -718,8 +718,8 @@ def apply_edits(text: str, edits: t.Sequence[Edit] = (), table: t.Sequence[LoadR
 class _Editor:
     def __init__(self, text: str) -> None:
         self.lines: list[tuple[str, str]] = _split_lines(text)
-        crlf = sum(1 for _, eol in self.lines if eol == "\r\n")
-        lf = sum(1 for _, eol in self.lines if eol == "\n")
+        crlf = sum(1 for dummy, eol in self.lines if eol == "\r\n")
+        lf = sum(1 for dummy, eol in self.lines if eol == "\n")
         self.eol = "\r\n" if crlf > lf else "\n"
         self.final_newline = not text or text.endswith("\n")
 

@@ -218,7 +218,7 @@ class BalancerProcess:
                 self._cond.wait(min(left, 0.2))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        self._wait_for(lambda: any(line == "READY=1" for _, line in self.messages), timeout, "READY=1")
+        self._wait_for(lambda: any(line == "READY=1" for dummy, line in self.messages), timeout, "READY=1")
 
     def poll_statuses(self) -> list[tuple[float, str]]:
         """STATUS= lines of completed polls (the baseline line is not a poll)."""
@@ -236,7 +236,7 @@ class BalancerProcess:
     def wait_status(self, predicate: t.Callable[[str], bool], timeout: float = 60.0) -> str:
         """Wait for a poll whose STATUS= line satisfies ``predicate`` (earlier ones count too)."""
         def check() -> str | None:
-            for _, line in self.poll_statuses():
+            for dummy, line in self.poll_statuses():
                 if predicate(line):
                     return line
             return None
@@ -248,7 +248,7 @@ class BalancerProcess:
         seen = len(self.poll_statuses())
 
         def check() -> str | None:
-            for _, line in self.poll_statuses()[seen:]:
+            for dummy, line in self.poll_statuses()[seen:]:
                 if predicate(line):
                     return line
             return None

@@ -151,7 +151,7 @@ def test_sigkill_and_restart_adopts_the_fleet(world, fixed_rate_load):
     with world.balancer(conf) as bal:
         bal.wait_ready()
         adopted = load_until(bal, lambda s: s["ready"] == 1)
-        for _ in range(3):
+        for dummy in range(3):
             status = parse_status(bal.next_status())
             assert status["pending"] + status["booting"] + status["ready"] == 1, status
         assert ours(world.ec2) == before, "a restarted balancer launched duplicates"
@@ -173,7 +173,7 @@ def test_instance_terminated_behind_its_back_is_dropped_and_replaced(world, fixe
         world.ec2.terminate_instances(InstanceIds=[victim])
         # Within one poll (two status lines: one poll may have been under way) it
         # leaves the render farm; the same poll launches the replacement.
-        for _ in range(2):
+        for dummy in range(2):
             bal.next_status()
             if urls([address])[0] not in bal.renderers() or address in ours(world.ec2).values():
                 break
@@ -202,7 +202,7 @@ def test_hanging_slave_does_not_stall_the_loop_and_is_replaced(world, fixed_rate
         deadline = time.monotonic() + 25
         while time.monotonic() < deadline and hung & set(ours(world.ec2)):
             bal.next_status()
-        times = [at for at, _ in bal.poll_statuses()[t0:]]
+        times = [at for at, dummy in bal.poll_statuses()[t0:]]
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert gaps and max(gaps) < POLL + 2.0 + 1.5, gaps  # poll interval + one check timeout + slack
         assert not hung & set(ours(world.ec2)), "the hanging slave was never replaced"
@@ -247,7 +247,7 @@ def test_apache_down_holds_the_fleet(world, fixed_rate_load):
         load_until(bal, lambda s: s["ready"] >= 1)
         fleet = ours(world.ec2)
         world.apache.stop()
-        for _ in range(4):
+        for dummy in range(4):
             status = parse_status(bal.next_status())
             assert status["held"] and status["load"] is None, status
             assert status["ready"] == len(fleet), status
@@ -262,7 +262,7 @@ def test_sigterm_cleans_up_everything(world, fixed_rate_load):
         bal.wait_ready()
         load_until(bal, lambda s: s["ready"] == 2)
         assert bal.terminate() == 0
-        assert any(line == "STOPPING=1" for _, line in bal.messages)
+        assert any(line == "STOPPING=1" for dummy, line in bal.messages)
     assert ours(world.ec2, states=("pending", "running", "shutting-down", "stopping", "stopped")) == {}
     tag = [{"Name": f"tag:{BALANCER_TAG}", "Values": [BID]}]
     assert world.ec2.describe_security_groups(Filters=tag)["SecurityGroups"] == []
@@ -301,7 +301,7 @@ def test_sighup_reloads_and_a_broken_conf_keeps_the_old_one(world):
         world.conf(table=((0.0, 1, 1),))
         bal.signal(signal.SIGHUP)
         load_until(bal, lambda s: s["min"] == 1)
-        assert any(line == "RELOADING=1" for _, line in bal.messages)
+        assert any(line == "RELOADING=1" for dummy, line in bal.messages)
         assert bal.terminate() == 0
 
 

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import os
 import pathlib
 import random
 import re
+import shutil
 import stat
+import tempfile
 
 import pytest
 
@@ -33,9 +36,14 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed.conf"
 DEBIAN = FIXTURES / "debian.conf"
-CRLF_TABS = FIXTURES / "crlf_tabs.conf"
+# Stored as plain UTF-8 with LF (ansible-test sanity insists); the odd bytes are made here.
+_GENERATED = pathlib.Path(tempfile.mkdtemp(prefix="gbrowse-conf-fixtures-"))
+atexit.register(shutil.rmtree, _GENERATED, True)
+CRLF_TABS = _GENERATED / "crlf_tabs.conf"  # UTF-8 BOM, CRLF, tabs, no final newline
+CRLF_TABS.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "crlf_tabs.conf").read_text(encoding="utf-8").rstrip("\n").replace("\n", "\r\n").encode())
 BROKEN = FIXTURES / "broken.conf"
-LATIN1 = FIXTURES / "latin1.conf"
+LATIN1 = _GENERATED / "latin1.conf"  # not UTF-8
+LATIN1.write_bytes((FIXTURES / "latin1.conf").read_text(encoding="utf-8").encode("latin-1"))
 P = "/etc/gbrowse2/aws_balancer.conf"
 
 SEED_TABLE = (
@@ -535,7 +543,7 @@ VOCABULARY = [
 @pytest.mark.parametrize("seed", range(40))
 def test_never_a_traceback_on_garbage_lines(seed):
     rng = random.Random(seed)
-    text = "\n".join(rng.choice(VOCABULARY) for _ in range(rng.randint(0, 40)))
+    text = "\n".join(rng.choice(VOCABULARY) for dummy in range(rng.randint(0, 40)))
     if rng.random() < 0.5:
         text = text.replace("\n", "\r\n")
     try:
@@ -554,7 +562,7 @@ def test_never_a_traceback_on_garbage_lines(seed):
 @pytest.mark.parametrize("seed", range(40))
 def test_never_a_traceback_on_random_bytes(tmp_path, seed):
     rng = random.Random(seed)
-    data = bytes(rng.randrange(256) for _ in range(rng.randint(0, 600)))
+    data = bytes(rng.randrange(256) for dummy in range(rng.randint(0, 600)))
     if seed % 3 == 0:  # mostly-valid UTF-8 noise gets further into the parser
         data = data.decode("utf-8", "replace").encode("utf-8")
     path = tmp_path / "aws_balancer.conf"

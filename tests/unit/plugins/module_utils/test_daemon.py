@@ -75,7 +75,7 @@ class FakeEC2:
     def launch(self, count: int, spec: t.Any) -> LaunchResult:
         self.launches.append(count)
         ids = []
-        for _ in range(count):
+        for dummy in range(count):
             self.n += 1
             iid = f"i-{self.n:04d}"
             ids.append(iid)

@@ -181,7 +181,7 @@ NOISE = [
 @pytest.mark.parametrize("seed", range(200))
 def test_render_then_parse_roundtrip_on_noise(seed):
     rng = random.Random(seed)
-    text = rng.choice(["\n", "\r\n"]).join(rng.choice(NOISE) for _ in range(rng.randint(0, 25)))
+    text = rng.choice(["\n", "\r\n"]).join(rng.choice(NOISE) for dummy in range(rng.randint(0, 25)))
     wanted = rng.sample([A, B, C], rng.randint(0, 3))
     result = render_renderfarm(text, wanted)
     assert set(parse_renderfarm(result).renderers) == set(wanted)
@@ -223,7 +223,7 @@ def test_no_slaves_and_no_file_is_no_change(tmp_path):
         (SHIPPED, [], False),
         (SHIPPED, [A], True),
         (f"[GENERAL]\nrenderfarm = 0\nremote renderer = {A}\n", [A], True),  # the flag is wrong
-        (f"[GENERAL]\nrenderfarm = 1\nremote renderer =\n", [], True),
+        ("[GENERAL]\nrenderfarm = 1\nremote renderer =\n", [], True),
         (f"[general]\nrenderfarm = yes\nremote renderer = {B}\n  {A}\n", [A, B], False),
     ],
 )
