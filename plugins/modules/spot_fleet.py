@@ -301,11 +301,13 @@ class Fleet:
             self.slaves, self.expired = self.readiness.classify(self.instances, now, self.conf.slave.ready_timeout * 60)
         return self
 
-    def ready(self, ids=()):
-        """Every slave that counts is ready, and none of ``ids`` is left."""
-        going = set(ids)
+    def ready(self, launched=(), removed=()):
+        """Every slave that counts is ready, the ``launched`` ones too (EC2 may list a new instance
+        only moments after launching it), and none of the ``removed`` is left."""
         counted = [s for s in self.slaves if s.state.value != "going"]
-        return all(s.state.value == "ready" for s in counted) and not any(i.id in going for i in self.instances)
+        if not all(s.state.value == "ready" for s in counted):
+            return False
+        return set(launched) <= self.readiness.ready and not {i.id for i in self.instances} & set(removed)
 
     def renderers(self):
         if not self.conf:
@@ -319,7 +321,7 @@ class Fleet:
             dict(
                 id=i.id,
                 state=i.state,
-                slave_state=states.get(i.id, "going" if i.state not in ("pending", "running") else "booting"),
+                slave_state=states.get(i.id, {"pending": "pending", "running": "booting"}.get(i.state, "going")),
                 ready=i.id in self.readiness.ready,
                 private_ip=i.private_ip,
                 public_ip=i.public_ip,
@@ -367,7 +369,7 @@ def present(module, ec2, conf, master, band):
         fleet.look()
     if module.params["wait"]:
         deadline = time.monotonic() + module.params["wait_timeout"]
-        while not fleet.ready(removing):
+        while not fleet.ready(result["launched"], removing):
             if time.monotonic() > deadline:
                 ready = sum(1 for s in fleet.slaves if s.state.value == "ready")
                 counted = sum(1 for s in fleet.slaves if s.state.value != "going")

@@ -38,6 +38,7 @@ before=$(started)
 reloads_before=$(reloads)
 apache_pid=$(systemctl show apache2.service -p MainPID --value)
 write_farm http://127.100.1.9:8101
+grep -q 'http://127.100.1.9:8101' /etc/gbrowse2/renderfarm.conf || fail "GBrowse does not see the new farm"
 for _ in $(seq 100); do
     [ "$(started)" != "$before" ] && [ "$(reloads)" -gt "$reloads_before" ] && break
     sleep 0.1
@@ -46,6 +47,16 @@ done
 [ "$(reloads)" -gt "$reloads_before" ] || fail "Apache was not reloaded"
 [ "$(systemctl show gbrowse-aws-renderfarm.service -p Result --value)" = success ] || fail "reload unit failed"
 [ "$(systemctl show apache2.service -p MainPID --value)" = "$apache_pid" ] || fail "Apache was restarted, not reloaded"
-grep -q 'http://127.100.1.9:8101' /etc/gbrowse2/renderfarm.conf || fail "GBrowse does not see the new farm"
-echo "ok: renderfarm.conf rewritten by the balancer user, Apache reloaded gracefully (pid $apache_pid)"
-write_farm    # back to the empty farm the balancer has
+echo "ok: renderfarm.conf rewritten as the balancer user, Apache reloaded gracefully (pid $apache_pid)"
+
+# The balancer owns the list: at its next poll it writes its own farm (empty
+# here) back, from its sandbox, and the path unit reloads Apache once more.
+reloads_mid=$(reloads)
+for _ in $(seq 100); do
+    ! grep -q 'http://127.100.1.9:8101' /etc/gbrowse2/renderfarm.conf && [ "$(reloads)" -gt "$reloads_mid" ] && break
+    sleep 0.1
+done
+! grep -q 'http://127.100.1.9:8101' /etc/gbrowse2/renderfarm.conf || fail "the balancer did not restore its farm"
+[ "$(reloads)" -gt "$reloads_mid" ] || fail "Apache was not reloaded after the balancer's own write"
+[ "$(stat -c %U "$state/renderfarm.conf")" = gbrowse-aws ] || fail "renderfarm.conf changed owner"
+echo "ok: the balancer rewrote renderfarm.conf itself and Apache reloaded"
