@@ -11,6 +11,7 @@ req/s 1-2 slaves, from 100 req/s 3-4. Polls every 1.8 s, ready_timeout 30 s.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -25,7 +26,7 @@ from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import (
     parse_status,
     write_conf,
 )
-from ansible_collections.gmod.gbrowse_aws.tests.support.moto import run_foreign_instances, slave_image
+from ansible_collections.gmod.gbrowse_aws.tests.support.moto import SECRET_KEY as SECRET, run_foreign_instances, slave_image
 
 BID = "test-balancer"
 POLL = 0.03 * 60
@@ -323,3 +324,54 @@ def test_check_config(world, tmp_path):
 def test_wrong_option_is_a_usage_error():
     out = subprocess.run([*balancer_command(), "--verbosity", "9"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "--verbosity" in out.stderr
+
+
+def test_background_pidfile_logfile_and_kill(world, tmp_path):
+    """The original's way of running it by hand: --background, a locked pid file, --kill."""
+    conf = world.conf(table=((0.0, 1, 1),))
+    pidfile, logfile = tmp_path / "balancer.pid", tmp_path / "balancer.log"
+    common = ["--conf", str(conf), "--pidfile", str(pidfile)]
+    env = world.moto.environ()
+    started = subprocess.run(
+        [*balancer_command(), *common, "--background", "--logfile", str(logfile), "--verbosity", "3"],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "1 ready" not in (logfile.read_text() if logfile.exists() else ""):
+        time.sleep(0.3)
+    log = logfile.read_text()
+    assert "1 ready" in log, log
+    # [24/Nov/2026:10:00:00 +0000] message, as the original wrote
+    assert re.match(r"^\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] ", log), log[:200]
+    pid = int(pidfile.read_text())
+    again = subprocess.run([*balancer_command(), *common, "--background"], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert again.returncode != 0 and f"already running (pid {pid}" in again.stderr
+    killed = subprocess.run([*balancer_command(), *common, "--kill"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert killed.returncode == 0, killed.stderr
+    assert not pidfile.exists()
+    assert "Normal termination" in logfile.read_text()
+    assert ours(world.ec2) == {}
+    assert SECRET not in logfile.read_text()
+
+
+def test_original_credentials_work_and_never_reach_the_log(world):
+    conf = world.conf()
+    env = {k: v for k, v in world.moto.environ().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    secret = "gbrowse-test-secret-" + "s" * 24
+    from_env = subprocess.run(
+        [*balancer_command(), "-c", str(conf), "--once", "--dry-run", "--verb", "3"],
+        env={**env, "EC2_ACCESS_KEY": "AKIAGBROWSETEST", "EC2_SECRET_KEY": secret},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert from_env.returncode == 0, from_env.stderr
+    assert "visible to every user" not in from_env.stderr
+    from_argv = subprocess.run(
+        [*balancer_command(), "-conf", str(conf), "--once", "--dry-run", "--verbosity", "3",
+         "--access_key", "AKIAGBROWSETEST", "--secret_key", secret],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert from_argv.returncode == 0, from_argv.stderr
+    assert "visible to every user" in from_argv.stderr
+    for out in (from_env, from_argv):
+        assert secret not in out.stdout + out.stderr
