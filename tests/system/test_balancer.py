@@ -375,3 +375,23 @@ def test_original_credentials_work_and_never_reach_the_log(world):
     assert "visible to every user" in from_argv.stderr
     for out in (from_env, from_argv):
         assert secret not in out.stdout + out.stderr
+
+
+def test_a_steady_poll_costs_one_ec2_call(world):
+    """Counted on the wire by a pass-through proxy: DescribeInstances once per poll, nothing else."""
+    from ansible_collections.gmod.gbrowse_aws.tests.support.faultproxy import FaultProxy
+
+    conf = world.conf(table=((0.0, 3, 3),))
+    with FaultProxy(world.moto.url, fail_ratio=0.0) as counter:
+        env = {**world.moto.environ(), "AWS_ENDPOINT_URL": counter.url}
+        with world.balancer(conf, env=env) as bal:
+            bal.wait_ready()
+            load_until(bal, lambda s: s["ready"] == 3)
+            bal.next_status()
+            before = dict(counter.forwarded)
+            for dummy in range(4):
+                bal.next_status()
+            after = dict(counter.forwarded)
+            spent = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+            assert spent in ({"DescribeInstances": 4}, {"DescribeInstances": 5}), spent  # 4 polls (+1 under way)
+            assert bal.terminate() == 0
