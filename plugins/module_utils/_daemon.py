@@ -41,11 +41,10 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import 
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
+    FleetView,
     Master,
     Readiness,
     build_launch_spec,
-    renderer_urls,
-    slave_address,
     teardown,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import check_slaves
@@ -53,11 +52,6 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm impor
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
 
 LOG = logging.getLogger("gbrowse_aws.balancer")
-
-#: EC2 is eventually consistent: an instance CreateFleet just returned may be
-#: missing from the next DescribeInstances. Count it as pending this long, so
-#: a poll never launches its twin.
-LAUNCH_GRACE = 120.0
 
 # --------------------------------------------------------------------------
 # logging, sd_notify, signals
@@ -244,11 +238,10 @@ class Balancer:
         self.dry_run = dry_run
         self.ssh_key = ssh_key
         self.clock = clock
-        self.readiness = Readiness(check=check)
+        self.fleet = FleetView(ec2, conf, master, readiness=Readiness(check=check))
         self.reload_apache = reload or run_reload_command
         self.history: collections.deque[tuple[float, Band]] = collections.deque(maxlen=10_000)
         self.last_band: Band | None = None
-        self.launched: dict[str, float] = {}  # id -> when CreateFleet returned it
         self._spec: LaunchSpec | None = None
 
     # -- configuration ------------------------------------------------------
@@ -259,7 +252,7 @@ class Balancer:
         Returns True when the load meter changed (a new Apache URL): it needs a new baseline.
         """
         old = self.conf.master
-        self.conf = conf
+        self.conf = self.fleet.conf = conf
         self._spec = None
         if (old.server_status_url, old.status_timeout) == (conf.master.server_status_url, conf.master.status_timeout):
             return False
@@ -286,21 +279,17 @@ class Balancer:
             errors.append(load_error)
             LOG.warning("Cannot read the load from Apache (%s): holding the fleet as it is", load_error)
 
-        instances = self.ec2.describe_fleet()
-        addresses = {i.id: slave_address(i, self.conf.slave.address, self.master) for i in instances}
-        gained, lost = self.readiness.update(instances, addresses, self.conf.slave.ports[0], now)
-        for iid in gained:
-            LOG.info("Slave %s at %s is ready", iid, addresses[iid])
-        for iid in lost:
-            LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, addresses[iid])
-        slaves, expired = self.readiness.classify(instances, now, self.conf.slave.ready_timeout * 60)
-        slaves += self._not_yet_described(instances, now)
+        fleet = self.fleet.look(now)
+        for iid in fleet.gained:
+            LOG.info("Slave %s at %s is ready", iid, fleet.addresses[iid])
+        for iid in fleet.lost:
+            LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, fleet.addresses[iid])
+        slaves, expired = fleet.slaves, fleet.expired
         band, held = self._band(value, slaves, now)
         plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
 
         removing = list(plan.remove) + [i for i in expired if i not in plan.remove]
-        farm = [addresses[iid] for iid in sorted(self.readiness.ready) if iid not in removing]
-        renderers = renderer_urls(farm, self.conf.slave.ports)
+        renderers = fleet.renderers(excluding=removing)
         launched: list[str] = []
         if not self.dry_run:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
@@ -312,7 +301,7 @@ class Balancer:
                     )
                 LOG.info("Terminating %s", " ".join(removing))
                 self.ec2.terminate(removing)
-                self.readiness.ready.difference_update(removing)
+                fleet.readiness.ready.difference_update(removing)
             if plan.launch:
                 launched = self._launch(plan.launch, errors)
 
@@ -324,17 +313,7 @@ class Balancer:
             idle_workers=load.idle_workers if load else None,
             band=band,
             held=held,
-            fleet=[
-                {
-                    "id": i.id,
-                    "state": s.state.value,
-                    "ec2_state": i.state,
-                    "address": addresses[i.id],
-                    "instance_type": i.instance_type,
-                    "launched": i.launched,
-                }
-                for i, s in zip(instances, slaves)
-            ],
+            fleet=fleet.described(),
             counts=counts(slaves),
             plan=plan,
             expired=expired,
@@ -345,13 +324,6 @@ class Balancer:
         )
         LOG.info(report.status_line())
         return report
-
-    def _not_yet_described(self, instances: t.Sequence[t.Any], now: float) -> list[Slave]:
-        """Slaves launched moments ago that DescribeInstances does not show yet: pending."""
-        seen = {i.id for i in instances}
-        for iid in [i for i, at in self.launched.items() if i in seen or now - at > LAUNCH_GRACE]:
-            del self.launched[iid]
-        return [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
 
     def _band(self, value: float | None, slaves: t.Sequence[Slave], now: float) -> tuple[Band, bool]:
         """The wanted band; without a load figure, hold: never scale in on missing data."""
@@ -398,7 +370,7 @@ class Balancer:
             errors.append(f"{code}: {message}")
         if result.instance_ids:
             LOG.info("Launched %s", " ".join(result.instance_ids))
-            self.launched.update(dict.fromkeys(result.instance_ids, self.clock()))
+            self.fleet.remember_launch(result.instance_ids, self.clock())
         return list(result.instance_ids)
 
     def publish(self, renderers: t.Sequence[str]) -> bool:

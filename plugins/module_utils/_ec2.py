@@ -534,6 +534,10 @@ class EC2:
         """The version launches use (the last ensured), None before the first ensure."""
         return self._template[2] if self._template else None
 
+    def owns_template_or_group(self) -> bool:
+        """Whether this balancer still has a launch template or a security group (two describes)."""
+        return self._find_template() is not None or bool(self._find_groups())
+
     def _find_template(self) -> dict[str, t.Any] | None:
         with _api("describe launch templates"):
             found = self.client.describe_launch_templates(

@@ -130,6 +130,84 @@ class Readiness:
         return slaves, expired
 
 
+#: EC2 is eventually consistent: an instance CreateFleet just returned may be
+#: missing from the next DescribeInstances. It counts as pending this long, so
+#: no poll launches its twin.
+LAUNCH_GRACE = 120.0
+
+
+@dataclass
+class FleetView:
+    """One look at the fleet: describe (one call), address, readiness checks, classification.
+
+    The daemon keeps one view for its whole life (its readiness memory and
+    recent launches carry over between polls); the spot_fleet module keeps one
+    for a run.
+    """
+
+    ec2: EC2
+    conf: BalancerConf | None
+    master: Master
+    readiness: Readiness = field(default_factory=Readiness)
+    launched: dict[str, float] = field(default_factory=dict)  # id -> when CreateFleet returned it
+    instances: list[Instance] = field(default_factory=list)
+    addresses: dict[str, str | None] = field(default_factory=dict)
+    slaves: list[Slave] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    gained: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+    def look(self, now: float) -> FleetView:
+        self.instances = self.ec2.describe_fleet()
+        mode = self.conf.slave.address if self.conf else "auto"
+        self.addresses = {i.id: slave_address(i, mode, self.master) for i in self.instances}
+        if self.conf is None:  # tearing down: no ports to check, nothing to classify against
+            self.slaves = [Slave(i.id, _ALIVE.get(i.state, SlaveState.GOING), i.launched) for i in self.instances]
+            return self
+        self.gained, self.lost = self.readiness.update(self.instances, self.addresses, self.conf.slave.ports[0], now)
+        self.slaves, self.expired = self.readiness.classify(self.instances, now, self.conf.slave.ready_timeout * 60)
+        seen = {i.id for i in self.instances}
+        for iid in [i for i, at in self.launched.items() if i in seen or now - at > LAUNCH_GRACE]:
+            del self.launched[iid]
+        self.slaves += [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
+        return self
+
+    def remember_launch(self, instance_ids: t.Iterable[str], now: float) -> None:
+        self.launched.update(dict.fromkeys(instance_ids, now))
+
+    def settled(self, launched: t.Iterable[str] = (), removed: t.Iterable[str] = ()) -> bool:
+        """Every slave that counts is ready, the ``launched`` ones among them, and none of ``removed`` is left."""
+        if any(s.state not in (SlaveState.READY, SlaveState.GOING) for s in self.slaves):
+            return False
+        return set(launched) <= self.readiness.ready and not {i.id for i in self.instances} & set(removed)
+
+    def renderers(self, excluding: t.Iterable[str] = ()) -> list[str]:
+        """URLs of the ready slaves (minus ``excluding``), for renderfarm.conf."""
+        if self.conf is None:
+            return []
+        gone = set(excluding)
+        ready = [self.addresses[i] for i in sorted(self.readiness.ready) if i not in gone and self.addresses.get(i)]
+        return renderer_urls(t.cast(t.List[str], ready), self.conf.slave.ports)
+
+    def described(self) -> list[dict[str, t.Any]]:
+        """The instances as the daemon's report and the module's result show them."""
+        states = {s.id: s.state.value for s in self.slaves}
+        return [
+            {
+                "id": i.id,
+                "state": i.state,
+                "slave_state": states.get(i.id, SlaveState.GOING.value),
+                "ready": i.id in self.readiness.ready,
+                "address": self.addresses.get(i.id),
+                "private_ip": i.private_ip,
+                "public_ip": i.public_ip,
+                "instance_type": i.instance_type,
+                "launched": i.launched,
+            }
+            for i in self.instances
+        ]
+
+
 def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str | None) -> LaunchSpec:
     """Everything CreateFleet needs, resolved once: image, network, security group."""
     slave = conf.slave

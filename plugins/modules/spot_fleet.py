@@ -269,12 +269,10 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     EC2Error,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
+    FleetView,
     Master,
-    Readiness,
     build_launch_spec,
     discover_master,
-    renderer_urls,
-    slave_address,
     teardown,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
@@ -282,59 +280,8 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import 
 _POLL = 2.0  # seconds between readiness rounds while waiting
 
 
-class Fleet:
-    """The fleet as the module sees it: the daemon's readiness memory over one run."""
-
-    def __init__(self, ec2, conf, master):
-        self.ec2, self.conf, self.master = ec2, conf, master
-        self.readiness = Readiness()
-        self.instances, self.addresses, self.slaves, self.expired = [], {}, [], []
-
-    def look(self):
-        """Describe the fleet and check the running slaves (concurrently, a short timeout each)."""
-        now = time.time()
-        self.instances = self.ec2.describe_fleet()
-        mode = self.conf.slave.address if self.conf else "auto"
-        self.addresses = {i.id: slave_address(i, mode, self.master) for i in self.instances}
-        if self.conf:
-            self.readiness.update(self.instances, self.addresses, self.conf.slave.ports[0], now)
-            self.slaves, self.expired = self.readiness.classify(self.instances, now, self.conf.slave.ready_timeout * 60)
-        return self
-
-    def ready(self, launched=(), removed=()):
-        """Every slave that counts is ready, the ``launched`` ones too (EC2 may list a new instance
-        only moments after launching it), and none of the ``removed`` is left."""
-        counted = [s for s in self.slaves if s.state.value != "going"]
-        if not all(s.state.value == "ready" for s in counted):
-            return False
-        return set(launched) <= self.readiness.ready and not {i.id for i in self.instances} & set(removed)
-
-    def renderers(self):
-        if not self.conf:
-            return []
-        ready = [self.addresses[i] for i in sorted(self.readiness.ready) if self.addresses.get(i)]
-        return renderer_urls(ready, self.conf.slave.ports)
-
-    def described(self):
-        states = {s.id: s.state.value for s in self.slaves}
-        return [
-            dict(
-                id=i.id,
-                state=i.state,
-                slave_state=states.get(i.id, {"pending": "pending", "running": "booting"}.get(i.state, "going")),
-                ready=i.id in self.readiness.ready,
-                private_ip=i.private_ip,
-                public_ip=i.public_ip,
-                address=self.addresses.get(i.id),
-                instance_type=i.instance_type,
-                launched=i.launched,
-            )
-            for i in self.instances
-        ]
-
-
 def present(module, ec2, conf, master, band):
-    fleet = Fleet(ec2, conf, master).look()
+    fleet = FleetView(ec2, conf, master).look(time.time())
     decided = plan(band, fleet.slaves)
     removing = list(decided.remove) + [i for i in fleet.expired if i not in decided.remove]
     result = dict(
@@ -357,8 +304,9 @@ def present(module, ec2, conf, master, band):
     if decided.launch:
         launch = ec2.launch(decided.launch, build_launch_spec(conf, ec2, master, module.params["key_name"]))
         result["launched"] = list(launch.instance_ids)
+        fleet.remember_launch(launch.instance_ids, time.time())
         if launch.errors:
-            fleet.look()
+            fleet.look(time.time())
             errors = "; ".join(f"{code}: {message}" for code, message in launch.errors)
             module.fail_json(
                 msg=f"Launched only {len(launch.instance_ids)} of {decided.launch} slave(s): {errors}",
@@ -366,10 +314,10 @@ def present(module, ec2, conf, master, band):
                 **result,
             )
     if result["changed"]:
-        fleet.look()
+        fleet.look(time.time())
     if module.params["wait"]:
         deadline = time.monotonic() + module.params["wait_timeout"]
-        while not fleet.ready(result["launched"], removing):
+        while not fleet.settled(result["launched"], removing):
             if time.monotonic() > deadline:
                 ready = sum(1 for s in fleet.slaves if s.state.value == "ready")
                 counted = sum(1 for s in fleet.slaves if s.state.value != "going")
@@ -380,20 +328,19 @@ def present(module, ec2, conf, master, band):
                     **result,
                 )
             time.sleep(_POLL)
-            fleet.look()
+            fleet.look(time.time())
     return fleet, result
 
 
 def absent(module, ec2):
-    fleet = Fleet(ec2, None, Master()).look()
-    # pylint: disable-next=protected-access
-    leftovers = ec2._find_template() is not None or bool(ec2._find_groups())
+    fleet = FleetView(ec2, None, Master()).look(time.time())
+    leftovers = ec2.owns_template_or_group()
     alive = [i.id for i in fleet.instances if i.state != "shutting-down"]
     result = dict(changed=bool(fleet.instances or leftovers), launched=[], terminated=alive)
     if module.check_mode or not result["changed"]:
         return fleet, result
     left = teardown(ec2, module.params["wait_timeout"] if module.params["wait"] else 0)
-    fleet.look()
+    fleet.look(time.time())
     if module.params["wait"] and left:
         module.fail_json(
             msg=f"wait_timeout: {len(left)} slave(s) still shutting down after {module.params['wait_timeout']} s",

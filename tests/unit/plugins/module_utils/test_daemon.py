@@ -19,7 +19,8 @@ import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._cli import normalize_argv
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import parse_conf
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import LAUNCH_GRACE, Balancer, Notifier
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import Balancer, Notifier
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import LAUNCH_GRACE
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import Instance, LaunchResult
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import Master
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import StatusError
