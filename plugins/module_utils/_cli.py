@@ -338,6 +338,10 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
     except EC2Error as exc:
         log.error("%s", exc)
         return EX_FAIL
+    except Exception:  # pylint: disable=broad-exception-caught
+        # Once daemonized stderr is /dev/null: an unexpected error must reach the log.
+        log.critical("Unexpected error; the balancer stops", exc_info=True)
+        return EX_FAIL
     finally:
         if pidfile:
             pidfile.release()
