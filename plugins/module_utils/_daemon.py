@@ -70,7 +70,10 @@ class OriginalFormatter(logging.Formatter):
         return day
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"[{self.formatTime(record)}] {record.getMessage()}"
+        line = f"[{self.formatTime(record)}] {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def setup_logging(verbosity: int, logfile: str | None = None, stamped: bool = True) -> logging.Handler:
