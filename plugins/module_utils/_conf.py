@@ -351,7 +351,7 @@ _TRAILING_COMMENT = re.compile(r"\s#")
 _HEADER = re.compile(r"\[([^\]]*)\](.*)", re.S)
 
 
-def _split_lines(text: str) -> list[tuple[str, str]]:
+def split_lines(text: str) -> list[tuple[str, str]]:
     """(line, ending) pairs; ending is '\\n', '\\r\\n' or '' for a last line without one."""
     if not text:
         return []
@@ -368,14 +368,15 @@ def _split_lines(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _canonical(name: str) -> str:
+def canonical_section(name: str) -> str:
+    """A section name as compared: blanks folded, upper case (`[load table]` is `[LOAD TABLE]`)."""
     return " ".join(name.split()).upper()
 
 
 def _scan(text: str) -> list[_Line]:
     lines = []
     section: str | None = None
-    for number, (content, eol) in enumerate(_split_lines(text), 1):
+    for number, (content, eol) in enumerate(split_lines(text), 1):
         stripped = content.strip()
         line = _Line(number, content, eol, "other", section)
         if not stripped:
@@ -392,7 +393,7 @@ def _scan(text: str) -> list[_Line]:
                 line.kind = "header"
                 match = _HEADER.fullmatch(line.body)
                 if match:
-                    line.name = _canonical(match.group(1))
+                    line.name = canonical_section(match.group(1))
                     line.junk = match.group(2).strip()
                     section = line.section = line.name
                 else:
@@ -717,7 +718,7 @@ def apply_edits(text: str, edits: t.Sequence[Edit] = (), table: t.Sequence[LoadR
 
 class _Editor:
     def __init__(self, text: str) -> None:
-        self.lines: list[tuple[str, str]] = _split_lines(text)
+        self.lines: list[tuple[str, str]] = split_lines(text)
         crlf = sum(1 for dummy, eol in self.lines if eol == "\r\n")
         lf = sum(1 for dummy, eol in self.lines if eol == "\n")
         self.eol = "\r\n" if crlf > lf else "\n"
@@ -753,7 +754,7 @@ class _Editor:
         self.lines += [(content, self.eol) for content in new]
 
     def apply(self, edit: Edit) -> None:
-        section = _canonical(edit.section)
+        section = canonical_section(edit.section)
         if section not in (MASTER, SLAVE):
             raise ConfError(
                 f"cannot edit section [{edit.section}]: only [MASTER] and [SLAVE] take key = value settings"

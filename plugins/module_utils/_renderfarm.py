@@ -21,6 +21,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import canonical_section, split_lines
 
 GENERAL = "GENERAL"
 RENDERFARM = "renderfarm"
@@ -66,26 +67,6 @@ class _Line:
     value: str = ""  # setting / continuation: the value text
 
 
-def _split_lines(text: str) -> list[tuple[str, str]]:
-    if not text:
-        return []
-    parts = text.split("\n")
-    pairs = []
-    for index, part in enumerate(parts):
-        if index == len(parts) - 1:
-            if part:
-                pairs.append((part, ""))
-        elif part.endswith("\r"):
-            pairs.append((part[:-1], "\r\n"))
-        else:
-            pairs.append((part, "\n"))
-    return pairs
-
-
-def _canonical(name: str) -> str:
-    return " ".join(name.split()).upper()
-
-
 def _tag(name: str) -> str:
     return " ".join(name.split()).lower()
 
@@ -94,7 +75,7 @@ def _scan(text: str) -> list[_Line]:
     lines = []
     section = GENERAL
     tag = ""  # the setting that indented lines continue
-    for content, eol in _split_lines(text):
+    for content, eol in split_lines(text):
         stripped = content.strip()
         line = _Line(content, eol, "other", section)
         if not stripped:
@@ -107,7 +88,7 @@ def _scan(text: str) -> list[_Line]:
             header = _HEADER.match(content)
             setting = _SETTING.fullmatch(stripped)
             if header:
-                section = line.section = _canonical(header.group(1))
+                section = line.section = canonical_section(header.group(1))
                 line.kind, tag = "header", ""
             elif setting:
                 tag = _tag(setting.group(1))
