@@ -325,7 +325,9 @@ class Balancer:
             errors=errors,
             dry_run=self.dry_run,
         )
-        LOG.info(report.status_line())
+        # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
+        # and what changed (ready, lost, launched, terminated) at 2.
+        LOG.debug(report.status_line())
         return report
 
     def _band(self, value: float | None, slaves: t.Sequence[Slave], now: float) -> tuple[Band, bool]:
