@@ -230,8 +230,10 @@ def credentials(args: argparse.Namespace, environ: t.Mapping[str, str]) -> dict[
             "--access_key/--secret_key are visible to every user of this machine (ps); "
             "prefer the instance's IAM role or EC2_ACCESS_KEY/EC2_SECRET_KEY in a root-only file"
         )
-    access = args.access_key or environ.get("EC2_ACCESS_KEY")
-    secret = args.secret_key or environ.get("EC2_SECRET_KEY")
+    # EC2_* are the original's variables; ACCESS_KEY/SECRET_KEY are the names its
+    # /etc/default/gbrowse-aws-balancer used, which systemd's EnvironmentFile passes as they are.
+    access = args.access_key or environ.get("EC2_ACCESS_KEY") or environ.get("ACCESS_KEY")
+    secret = args.secret_key or environ.get("EC2_SECRET_KEY") or environ.get("SECRET_KEY")
     if access and secret:
         return {"access_key": access, "secret_key": secret}
     if access or secret or not _chain_has_credentials():

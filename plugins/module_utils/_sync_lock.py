@@ -200,8 +200,9 @@ def acquire(
     With ``check``, decide as if taking it but write nothing.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise LockError(f"{directory}: no such directory for the lock file")
+    if check and not os.path.isdir(directory):
+        return Acquired(LockState(secrets.token_hex(8), socket.gethostname(), time.time(), owner, purpose), None)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     new = LockState(secrets.token_hex(8), socket.gethostname(), time.time(), owner, purpose)
     with _guard(path):
         current = read(path)
@@ -214,6 +215,8 @@ def acquire(
 
 def release(path: str, token: str, *, check: bool = False) -> bool:
     """Remove the lock if it is still the one ``token`` names. True when it was removed."""
+    if not os.path.exists(path):
+        return False
     with _guard(path):
         current = read(path)
         if current is None or current.token != token:
@@ -225,6 +228,8 @@ def release(path: str, token: str, *, check: bool = False) -> bool:
 
 def break_stale(path: str, stale_after: float = 86400.0, *, check: bool = False) -> LockState | None:
     """Remove the lock if its owner is gone; return what was removed. LockError when it is live."""
+    if not os.path.exists(path):
+        return None
     with _guard(path):
         current = read(path)
         if current is None:

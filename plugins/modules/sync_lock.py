@@ -34,7 +34,7 @@ attributes:
 options:
   path:
     description:
-      - The lock file. Its directory must exist. A sidecar C(PATH.guard) is kept next to it.
+      - The lock file. Its directory is made (mode C(0700)) if missing. A sidecar C(PATH.guard) is kept next to it.
     type: path
     required: true
   state:
