@@ -173,8 +173,34 @@ class LaunchResult:
 
 
 def default_user_data(ports: t.Sequence[int]) -> str:
-    """The original's user data: a shell script starting the slave on ``ports``."""
-    return "#!/bin/sh\nexec {} start {}\n".format(SLAVE_COMMAND, " ".join(str(p) for p in ports))
+    """The slave's user data: mount the synced data, then start the slave on ``ports``, as the original did.
+
+    The data volume (made by playbooks/sync.yml, docs/sync.md) is one ext4 file
+    system labelled ``gbrowse-data``, holding ``databases/``, ``lib/mysql/`` and
+    ``lib/postgresql/``: it is mounted on /srv/gbrowse-data and those trees are
+    bind-mounted over the same paths under /opt/gbrowse, where the slave image
+    has its GBrowse. Database servers that started before their data was there
+    are restarted. A slave launched without data snapshots starts as before.
+    """
+    return (
+        "#!/bin/sh\n"
+        "# GBrowse render slave (gbrowse_aws): the data volume of gbrowse_sync_aws_slave, then the slave.\n"
+        "udevadm settle 2>/dev/null\n"
+        "dev=\"\"; tries=0\n"
+        "until dev=$(blkid -L gbrowse-data 2>/dev/null) || [ $tries -ge 5 ]; do tries=$((tries + 1)); sleep 1; done\n"
+        'if [ -n "$dev" ]; then\n'
+        "    mkdir -p /srv/gbrowse-data\n"
+        '    mountpoint -q /srv/gbrowse-data || mount -o noatime "$dev" /srv/gbrowse-data\n'
+        "    for tree in databases lib/mysql lib/postgresql; do\n"
+        '        [ -d "/srv/gbrowse-data/$tree" ] || continue\n'
+        '        mkdir -p "/opt/gbrowse/$tree"\n'
+        '        mountpoint -q "/opt/gbrowse/$tree" || mount --bind "/srv/gbrowse-data/$tree" "/opt/gbrowse/$tree"\n'
+        "    done\n"
+        "    for unit in $(systemctl list-units --type=service --state=running --plain --no-legend"
+        " 'mariadb*' 'mysql*' 'postgresql*' 2>/dev/null | cut -d ' ' -f 1); do systemctl restart \"$unit\"; done\n"
+        "fi\n"
+        "exec {} start {}\n"
+    ).format(SLAVE_COMMAND, " ".join(str(p) for p in ports))
 
 
 def data_device_names(n: int) -> list[str]:

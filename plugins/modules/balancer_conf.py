@@ -55,10 +55,19 @@ options:
       - An empty string writes C(key =), which the balancer reads as "unset" (the default applies).
       - Required with O(option) and O(state=present).
     type: raw
+  comment:
+    description:
+      - "A trailing comment for the line of O(option), written after the value and C(#); the sync writes
+        C(synchronized with local filesystem on DATE) there, as the original script did."
+      - Omitted, the line keeps the comment it has; V('') removes it.
+      - Only with O(option) and O(state=present).
+    type: str
   settings:
     description:
       - Several keys at once, as a dictionary of sections (V(MASTER), V(SLAVE)) each holding a dictionary of keys
         and values. Values are written as for O(value); O(state=absent) removes the keys and ignores the values.
+      - A value may also be a dictionary with the keys C(value) and C(comment), to set the line's trailing comment
+        as O(comment) does.
       - All of them are applied before the result is validated, so keys that must change together (like
         V(region) and V(availability_zone)) can.
       - Mutually exclusive with O(option).
@@ -116,6 +125,7 @@ EXAMPLES = r"""
     section: SLAVE
     option: data_snapshots
     value: [snap-0123456789abcdef0]
+    comment: synchronized with local filesystem on Wed Nov 25 10:00:00 2026
     backup: true
   notify: Reload the balancer
 
@@ -125,7 +135,9 @@ EXAMPLES = r"""
     settings:
       SLAVE:
         image_id: ami-0123456789abcdef0
-        spot_bid: 0.12
+        spot_bid:
+          value: 0.12
+          comment: the on-demand price of m5.large
   notify: Reload the balancer
 
 - name: Go back to the default poll interval
@@ -188,6 +200,7 @@ def main():
             section=dict(type="str"),
             option=dict(type="str"),
             value=dict(type="raw"),
+            comment=dict(type="str"),
             settings=dict(type="dict"),
             load_table=dict(
                 type="list",
@@ -205,13 +218,15 @@ def main():
         mutually_exclusive=[("option", "settings")],
         required_together=[("section", "option")],
         required_one_of=[("option", "settings", "load_table")],
-        required_by=dict(value=("option",)),
+        required_by=dict(value=("option",), comment=("option",)),
         supports_check_mode=True,
     )
     p = module.params
     path, present = p["path"], p["state"] == "present"
     if p["option"] is not None and present and p["value"] is None:
         module.fail_json(msg="value: required with option and state=present (use '' to unset a key)")
+    if p["comment"] is not None and not present:
+        module.fail_json(msg="comment: only with state=present")
     if p["load_table"] is not None and not present:
         module.fail_json(msg="load_table: only with state=present")
     if not p["create"] and not os.path.exists(path):
@@ -231,7 +246,13 @@ def main():
         if not isinstance(values, dict):
             module.fail_json(msg=f"settings: {section} must be a dictionary of keys and values")
         for option, value in values.items():
-            edits.append(Edit(section, option, _text(value) if present else None))
+            comment = p["comment"]
+            if isinstance(value, dict):
+                if not set(value) <= {"value", "comment"} or "value" not in value:
+                    module.fail_json(msg=f"settings: {section}.{option} must be a value or a dictionary of value and comment")
+                value, comment = value["value"], value.get("comment")
+                comment = None if comment is None else str(comment)
+            edits.append(Edit(section, option, _text(value) if present else None, comment if present else None))
     table = None
     if p["load_table"] is not None:
         table = [LoadRow(row["threshold"], row["min"], row["max"]) for row in p["load_table"]]

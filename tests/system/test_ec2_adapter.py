@@ -127,10 +127,7 @@ def test_launch_with_several_types_and_data_snapshots(ec2_client: t.Any, network
         user_data = ec2_client.describe_instance_attribute(InstanceId=instance.id, Attribute="userData")["UserData"][
             "Value"
         ]
-        assert (
-            base64.b64decode(user_data).decode()
-            == "#!/bin/sh\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101 8102\n"
-        )
+        assert base64.b64decode(user_data).decode() == default_user_data((8101, 8102))
     volumes = ec2_client.describe_volumes(
         Filters=[{"Name": "attachment.instance-id", "Values": list(result.instance_ids)}]
     )["Volumes"]

@@ -16,6 +16,7 @@ missing, the call fails on loopback instead of going anywhere.
 from __future__ import annotations
 
 import datetime
+import subprocess
 import typing as t
 
 import pytest
@@ -141,8 +142,55 @@ def test_block_device_mappings_root_plus_snapshots_all_deleted_on_termination() 
 
 
 def test_default_user_data_starts_the_slave_on_every_port() -> None:
-    assert default_user_data((8101,)) == "#!/bin/sh\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101\n"
+    assert default_user_data((8101,)).startswith("#!/bin/sh\n")
+    assert default_user_data((8101,)).endswith("\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101\n")
     assert default_user_data((8101, 8102)).endswith("start 8101 8102\n")
+
+
+def _run_user_data(tmp_path: t.Any, label_found: bool, trees: t.Sequence[str]) -> list[str]:
+    """Run the user data under /bin/sh with the system commands replaced by loggers, in a scratch root."""
+    root = tmp_path / "root"
+    for tree in trees:
+        (root / "srv/gbrowse-data" / tree).mkdir(parents=True)
+    log = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stubs = {
+        "blkid": 'echo /dev/nvme1n1; exit 0' if label_found else "exit 2",
+        "mountpoint": "exit 1",
+        "systemctl": 'case "$1" in list-units) echo "mariadb.service loaded active running MariaDB";; esac',
+    }
+    for name in ("blkid", "mountpoint", "systemctl", "udevadm", "sleep", "mount", "mkdir", "slave"):
+        stub = bin_dir / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n{stubs.get(name, "exit 0")}\n')
+        stub.chmod(0o755)
+    script = (
+        default_user_data((8101, 8102))
+        .replace("/srv/gbrowse-data", f"{root}/srv/gbrowse-data")
+        .replace("/opt/gbrowse/etc/init.d/gbrowse-slave", "slave")
+        .replace("/opt/gbrowse", f"{root}/opt/gbrowse")
+    )
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    subprocess.run(["/bin/sh", "-eu", "-c", script], env=env, check=True, timeout=30)
+    return [line.replace(str(root), "") for line in log.read_text().splitlines()]
+
+
+def test_user_data_mounts_the_labelled_volume_and_binds_its_trees(tmp_path: t.Any) -> None:
+    calls = _run_user_data(tmp_path, label_found=True, trees=["databases", "lib/mysql"])
+    assert "blkid -L gbrowse-data" in calls
+    assert "mount -o noatime /dev/nvme1n1 /srv/gbrowse-data" in calls
+    assert "mount --bind /srv/gbrowse-data/databases /opt/gbrowse/databases" in calls
+    assert "mount --bind /srv/gbrowse-data/lib/mysql /opt/gbrowse/lib/mysql" in calls
+    assert not any("postgresql" in call for call in calls if call.startswith("mount"))
+    assert "systemctl restart mariadb.service" in calls  # it started before its data was there
+    assert calls[-1] == "slave start 8101 8102"
+
+
+def test_user_data_without_a_data_volume_only_starts_the_slave(tmp_path: t.Any) -> None:
+    calls = _run_user_data(tmp_path, label_found=False, trees=[])
+    assert not [call for call in calls if call.startswith(("mount", "systemctl restart"))]
+    assert calls.count("sleep 1") == 5  # waits a little for the volume to appear
+    assert calls[-1] == "slave start 8101 8102"
 
 
 @pytest.mark.parametrize("bad", ["", "has space", "a/b", "x" * 65, "ünïcode", "trailing\n"])
