@@ -170,9 +170,13 @@ def test_second_sync_through_the_command_sends_about_the_changed_bytes(lab, mast
     extra = lab.workdir / "extra.json"
     extra.write_text(json.dumps({k: v for k, v in lab.settings().items() if k not in ("gbrowse_sync_conf", "gbrowse_sync_result_file")}))
     env = {k: v for k, v in lab.env().items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    # The command as an admin installs it, with the playbook sync_command.yml.
+    command = lab.workdir / "sbin" / "gbrowse_sync_aws_slave"
+    command.parent.mkdir()
+    installed = lab.sync(playbook="sync_command.yml", command_path=str(command))
+    assert installed.returncode == 0, installed.output[-2000:]
     cmd = [
-        sys.executable, "-m", "ansible_collections.gmod.gbrowse_aws.plugins.module_utils._sync_cli",
-        "-c", str(lab.conf), "-databases", str(master / "databases"),
+        str(command), "-c", str(lab.conf), "-databases", str(master / "databases"),
         "-access_key", ACCESS_KEY, "--secret", SECRET_KEY, "-verb", "1", "-e", f"@{extra}",
     ]  # fmt: skip
     seen = []
