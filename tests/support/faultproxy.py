@@ -34,14 +34,11 @@ thread, also on failure.
 from __future__ import annotations
 
 import collections
-import http.client
-import ipaddress
 import random
 import threading
 import typing as t
-import urllib.parse
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ansible_collections.gmod.gbrowse_aws.tests.support.loopback import RESET, EC2Proxy
 
 FAULTS = ("throttle", "500", "unavailable", "reset")
 _ERRORS = {
@@ -49,29 +46,12 @@ _ERRORS = {
     "500": (500, "InternalError", "An internal error has occurred."),
     "unavailable": (503, "Unavailable", "The server is overloaded and can't handle the request."),
 }
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-}
 
 
-def ec2_error_body(code: str, message: str) -> bytes:
-    """The XML body EC2 sends with an error."""
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
-        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
-    ).encode("utf-8")
-
-
-class FaultProxy:
+class FaultProxy(EC2Proxy):
     """See the module doc."""
+
+    thread_name = "fault proxy"
 
     def __init__(
         self,
@@ -81,15 +61,10 @@ class FaultProxy:
         faults: t.Sequence[str] = ("throttle",),
         actions: t.Iterable[str] | None = None,
     ) -> None:
-        parsed = urllib.parse.urlsplit(upstream_url)
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise ValueError(f"upstream must be an http:// URL, not {upstream_url!r}")
-        if ipaddress.ip_address(parsed.hostname) not in ipaddress.ip_network("127.0.0.0/8"):
-            raise ValueError(f"upstream {parsed.hostname} is not on loopback")
+        super().__init__(upstream_url)
         unknown = set(faults) - set(FAULTS)
         if unknown or not faults:
             raise ValueError(f"unknown faults {sorted(unknown)}; choose among {FAULTS}")
-        self.upstream = (parsed.hostname, parsed.port or 80)
         self.fail_ratio = fail_ratio
         self.faults = tuple(faults)
         self.actions = None if actions is None else frozenset(actions)
@@ -99,14 +74,6 @@ class FaultProxy:
         self._random = random.Random(seed)
         self._forced: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("fault proxy not started")
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
 
     def fail_next(self, count: int = 1, fault: str = "throttle") -> None:
         """Fail the next ``count`` eligible calls with ``fault``, whatever the ratio."""
@@ -115,7 +82,7 @@ class FaultProxy:
         with self._lock:
             self._forced.extend([fault] * count)
 
-    def _decide(self, action: str | None) -> str | None:
+    def refuse(self, action: str | None) -> tuple[int, str, str] | str | None:
         if action is None or (self.actions is not None and action not in self.actions):
             return None
         with self._lock:
@@ -126,91 +93,8 @@ class FaultProxy:
             else:
                 fault = None
             (self.failed if fault else self.forwarded)[action] += 1
-            return fault
-
-    def start(self) -> FaultProxy:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: t.Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                fault = proxy._decide(_action(self.path, body, self.headers.get("Content-Type", "")))
-                if fault == "reset":
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                if fault is not None:
-                    status, code, message = _ERRORS[fault]
-                    self._reply(status, [("Content-Type", "text/xml;charset=UTF-8")], ec2_error_body(code, message))
-                    return
-                self._forward(body)
-
-            def _forward(self, body: bytes) -> None:
-                conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                    headers["Content-Length"] = str(len(body))
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    answer = conn.getresponse()
-                    data = answer.read()
-                    kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP]
-                    self._reply(answer.status, kept, data)
-                finally:
-                    conn.close()
-
-            def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers:
-                    if key.lower() not in ("server", "date"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="fault proxy"
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+            return None if fault is None else RESET if fault == "reset" else _ERRORS[fault]
 
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"forwarded": sum(self.forwarded.values()), "failed": sum(self.failed.values())}
-
-
-def _action(path: str, body: bytes, content_type: str) -> str | None:
-    """The query-API action of a request (EC2 posts it form-encoded), or None."""
-    if path.startswith("/moto-api"):
-        return None
-    query = urllib.parse.urlsplit(path).query
-    params = urllib.parse.parse_qs(query)
-    if not params.get("Action") and body and "x-www-form-urlencoded" in content_type:
-        params = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
-    values = params.get("Action")
-    return values[0] if values else None

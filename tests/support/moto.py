@@ -47,10 +47,11 @@ import time
 import typing as t
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 from botocore.config import Config
+
+from ansible_collections.gmod.gbrowse_aws.tests.support.loopback import LoopbackServer, QuietHandler
 
 REGION = "us-west-2"
 ACCESS_KEY = "AKIAMOTODUMMYACCESSKEY"
@@ -303,7 +304,7 @@ def run_foreign_instances(
 
 
 @dataclass
-class FakeInstanceMetadata:
+class FakeInstanceMetadata(LoopbackServer):
     """An IMDSv2 endpoint on 127.0.0.1 that insists on a session token, as the real one does.
 
     ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds``
@@ -330,8 +331,6 @@ class FakeInstanceMetadata:
 
     def __post_init__(self) -> None:
         self._tokens: set[str] = set()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._release = threading.Event()
 
     @classmethod
@@ -385,34 +384,24 @@ class FakeInstanceMetadata:
             )
         return {k: v for k, v in data.items() if v is not None}
 
+    thread_name = "fake metadata service"
+
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("fake metadata service not started")
-        return "http://127.0.0.1:%d/" % self._server.server_address[1]
+        return super().url + "/"
 
     def env(self) -> dict[str, str]:
         return {"AWS_EC2_METADATA_SERVICE_ENDPOINT": self.url, "AWS_EC2_METADATA_DISABLED": "false"}
 
-    def start(self) -> FakeInstanceMetadata:
+    def make_handler(self) -> type[QuietHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: t.Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self, status: int, body: str = "") -> None:
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, [("Content-Type", "text/plain")], body.encode("utf-8"))
 
             def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
-                self._drain()
+                self.read_body()
                 fake.requests.append(("PUT", self.path, False))
                 if fake.hang:
                     fake._release.wait()
@@ -441,31 +430,8 @@ class FakeInstanceMetadata:
                 else:
                     self._answer(200, value)
 
-            def _drain(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-imds", daemon=True
-        )
-        self._thread.start()
-        return self
+        return Handler
 
     def stop(self) -> None:
         self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> FakeInstanceMetadata:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()

@@ -42,8 +42,8 @@ import socket
 import threading
 import time
 import typing as t
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ansible_collections.gmod.gbrowse_aws.tests.support.loopback import LoopbackServer, QuietHandler
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import boto3_client
 
 BEHAVIOURS = ("ready", "500", "hang", "refuse")
@@ -52,49 +52,31 @@ _LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 Behaviour = t.Union[str, t.Callable[[t.Mapping[str, t.Any]], str]]
 
 
-class _HTTPStandIn:
+class _HTTPStandIn(LoopbackServer):
     """An HTTP listener answering every request with one status."""
 
     def __init__(self, address: str, port: int, status: int, on_hit: t.Callable[[], None]) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        self.address, self.status, self.on_hit = (address, port), status, on_hit
+        self.thread_name = f"stand-in {address}:{port}"
+        self.start()
+
+    def make_handler(self) -> type[QuietHandler]:
+        stand_in = self
+
+        class Handler(QuietHandler):
             server_version = "gbrowse-slave-stand-in"
 
-            def log_message(self, *args: t.Any) -> None:
-                pass
+            def _answer(self) -> None:
+                stand_in.on_hit()
+                data = b"Forbidden\n" if stand_in.status == 403 else b"Internal Server Error\n"
+                self.reply(stand_in.status, [("Content-Type", "text/plain")], data)
 
-            def _answer(self, body: bool) -> None:
-                on_hit()
-                data = b"Forbidden\n" if status == 403 else b"Internal Server Error\n"
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data)
+            do_HEAD = do_GET = do_POST = _answer  # noqa: N815
 
-            def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
-                self._answer(False)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._answer(True)
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._answer(True)
-
-        self.server = ThreadingHTTPServer((address, port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            daemon=True,
-            name=f"stand-in {address}:{port}",
-        )
-        self.thread.start()
+        return Handler
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.stop()
 
 
 class _HangingStandIn:

@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
-import ipaddress
 import os
 import shutil
 import subprocess
@@ -64,13 +62,11 @@ import typing as t
 import urllib.parse
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ansible_collections.gmod.gbrowse_aws.tests.support.faultproxy import ec2_error_body
+from ansible_collections.gmod.gbrowse_aws.tests.support.loopback import EC2Proxy
 
 GIB = 1 << 30
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
 @dataclass(frozen=True)
@@ -138,12 +134,6 @@ def _with_empty_snapshot_ids(data: bytes) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _params(body: bytes, path: str) -> dict[str, str]:
-    params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
-    params.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
-    return params
-
-
 def _listed(params: t.Mapping[str, str], name: str) -> list[str]:
     """The values of a query-API list parameter: Name.1, Name.2, ..."""
     values = []
@@ -172,16 +162,13 @@ def _items(element: ET.Element, container: str) -> list[ET.Element]:
     return []
 
 
-class EBSBacking:
+class EBSBacking(EC2Proxy):
     """See the module doc."""
 
+    thread_name = "EBS backing proxy"
+
     def __init__(self, upstream_url: str, workdir: str | os.PathLike[str], hosts: InstanceHosts | None = None) -> None:
-        parsed = urllib.parse.urlsplit(upstream_url)
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise ValueError(f"upstream must be an http:// URL, not {upstream_url!r}")
-        if ipaddress.ip_address(parsed.hostname) not in ipaddress.ip_network("127.0.0.0/8"):
-            raise ValueError(f"upstream {parsed.hostname} is not on loopback")
-        self.upstream = (parsed.hostname, parsed.port or 80)
+        super().__init__(upstream_url)
         self.workdir = Path(workdir)
         self.hosts = hosts
         self.volumes: dict[str, _Volume] = {}
@@ -196,76 +183,34 @@ class EBSBacking:
         self._seen: set[str] = set()  # actions forwarded since the denials were set
         self._auth = ""
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- set-up -----------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("EBS backing proxy not started")
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
 
     def start(self) -> EBSBacking:
         (self.workdir / "volumes").mkdir(parents=True, exist_ok=True)
         (self.workdir / "snapshots").mkdir(parents=True, exist_ok=True)
-        backing = self
+        return super().start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def refuse(self, action: str | None) -> tuple[int, str, str] | None:
+        if action and self._take_denial(action):
+            return 403, "UnauthorizedOperation", f"You are not authorized to perform this operation ({action}: denied by the test)."
+        return None
 
-            def log_message(self, *args: t.Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                params = _params(body, self.path) if not self.path.startswith("/moto-api") else {}
-                action = params.get("Action")
-                if action and backing._take_denial(action):
-                    message = f"You are not authorized to perform this operation ({action}: denied by the test)."
-                    self._reply(403, [("Content-Type", "text/xml;charset=UTF-8")], ec2_error_body("UnauthorizedOperation", message))
-                    return
-                status, headers, data = backing._forward(self.command, self.path, self.headers, body)
-                if action == "DescribeVolumes" and status == 200:
-                    data = _with_empty_snapshot_ids(data)
-                if action and status == 200:
-                    with backing._lock:
-                        backing.calls.append(action)
-                        backing._seen.add(action)
-                        try:
-                            backing._after(action, params, data, self.headers.get("Authorization", ""))
-                        except Exception as exc:  # the test sees these in .errors
-                            backing.errors.append(f"{action}: {exc}")
-                self._reply(status, headers, data)
-
-            def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers:
-                    if key.lower() not in ("server", "date", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="ebs backing")
-        self._thread.start()
-        return self
+    def answered(self, action: str | None, params: dict[str, str], status: int, data: bytes, headers: t.Any) -> bytes:
+        if action == "DescribeVolumes" and status == 200:
+            data = _with_empty_snapshot_ids(data)
+        if action and status == 200:
+            with self._lock:
+                self.calls.append(action)
+                self._seen.add(action)
+                try:
+                    self._after(action, params, data, headers.get("Authorization", ""))
+                except Exception as exc:  # the test sees these in .errors
+                    self.errors.append(f"{action}: {exc}")
+        return data
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        super().stop()
         self.release()
 
     def release(self) -> None:
@@ -278,12 +223,6 @@ class EBSBacking:
             for sub in ("volumes", "snapshots"):
                 shutil.rmtree(self.workdir / sub, ignore_errors=True)
                 (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-
-    def __enter__(self) -> EBSBacking:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- faults -----------------------------------------------------------
 
@@ -317,19 +256,6 @@ class EBSBacking:
 
     def snapshot_image(self, snapshot_id: str) -> Path:
         return self.snapshots[snapshot_id]
-
-    def _forward(self, method: str, path: str, headers: t.Any, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(*self.upstream, timeout=120)
-        try:
-            sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
-            sent["Content-Length"] = str(len(body))
-            conn.request(method, path, body=body, headers=sent)
-            answer = conn.getresponse()
-            data = answer.read()
-            kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP]
-            return answer.status, kept, data
-        finally:
-            conn.close()
 
     def _after(self, action: str, params: dict[str, str], data: bytes, auth: str) -> None:
         hook = getattr(self, f"_on_{action}", None)
