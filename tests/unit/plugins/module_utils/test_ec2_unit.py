@@ -16,8 +16,10 @@ missing, the call fails on loopback instead of going anywhere.
 from __future__ import annotations
 
 import datetime
+import re
 import subprocess
 import typing as t
+from pathlib import Path
 
 import pytest
 from botocore.stub import ANY, Stubber
@@ -145,6 +147,13 @@ def test_default_user_data_starts_the_slave_on_every_port() -> None:
     assert default_user_data((8101,)).startswith("#!/bin/sh\n")
     assert default_user_data((8101,)).endswith("\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101\n")
     assert default_user_data((8101, 8102)).endswith("start 8101 8102\n")
+
+
+def test_the_user_data_in_docs_sync_md_is_the_real_one() -> None:
+    text = (Path(__file__).resolve().parents[4] / "docs" / "sync.md").read_text(encoding="utf-8")
+    documented = re.search(r"```sh\n(#!/bin/sh\n.*?)```", text, re.S)
+    assert documented, "docs/sync.md shows no user data"
+    assert documented.group(1) == default_user_data((8101,))
 
 
 def _run_user_data(tmp_path: t.Any, label_found: bool, trees: t.Sequence[str]) -> list[str]:
