@@ -331,7 +331,7 @@ class EBSBacking(EC2Proxy):
         """Drop the images of volumes moto no longer has (deleted on termination)."""
         if not self.volumes:
             return
-        status, _headers, data = self._forward(
+        status, _headers, data = self.forward(
             "POST", "/", {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "Authorization": self._auth},
             urllib.parse.urlencode({"Action": "DescribeVolumes", "Version": "2016-11-15"}).encode(),
         )
