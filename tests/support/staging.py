@@ -325,7 +325,7 @@ class SyncLab:
         self.workdir = Path(workdir)
         self.balancer_id = balancer_id
         self.image_name = image_name
-        self.region = region  # labs in different regions of one process never see each other in moto
+        self.region = region
         self.conf = self.workdir / "aws_balancer.conf"
         self._stack = contextlib.ExitStack()
 
@@ -336,7 +336,9 @@ class SyncLab:
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
             (self.workdir / "lock").mkdir(exist_ok=True)
-            self.moto = self._stack.enter_context(MotoServer(region=self.region) if self.region else MotoServer())
+            # A moto process of its own: a threaded moto shares its state with every other
+            # threaded moto of this process (other tests' instances would count as leftovers).
+            self.moto = self._stack.enter_context(MotoServer(mode="process", **({"region": self.region} if self.region else {})))
             self.subnet = self._stack.enter_context(StagingSubnet())
             self.hosts = self._stack.enter_context(StagingHosts(self.subnet, self.workdir / "hosts"))
             self.ebs = self._stack.enter_context(EBSBacking(self.moto.url, self.workdir / "ebs", hosts=self.hosts))

@@ -515,7 +515,7 @@ class FailureMatrix:
         return self.outcomes
 
     def _worker(self, index: int) -> None:
-        # moto keeps one state per region, in this whole process: the main lab has us-west-2.
+        # Each lab has its own moto process; different regions keep the playbooks' region handling honest.
         regions = ["us-east-2", "eu-west-1", "eu-central-1", "ap-south-1"]
         try:
             with SyncLab(self.workdir / f"lab{index}", balancer_id=f"failures{index}", region=regions[index]) as lab:
