@@ -294,13 +294,8 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         hostname = socket.gethostname()
         metadata = InstanceMetadata()
         master = discover_master(conf, metadata)
-        region = (
-            conf.slave.region
-            or master.region
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1"
-        )
+        candidates = (conf.slave.region, master.region, os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION"))
+        region = next(filter(None, candidates), "us-east-1")
         balancer_id = conf.resolved_balancer_id(hostname)
         client = make_client(region, **credentials(args, os.environ))
         balancer = _daemon.Balancer(

@@ -344,7 +344,7 @@ class _Line:
 
     @property
     def value(self) -> str:
-        return self.text[self.vstart : self.vend]
+        return self.text[self.vstart:self.vend]
 
 
 _TRAILING_COMMENT = re.compile(r"\s#")
@@ -404,7 +404,7 @@ def _scan(text: str) -> list[_Line]:
                 line.kind = "entry"
                 line.eq = code.index("=")
                 line.name = code[: line.eq].strip()
-                after = code[line.eq + 1 :]
+                after = code[line.eq + 1:]
                 line.vend = len(code.rstrip())
                 line.vstart = min(line.eq + 1 + len(after) - len(after.lstrip()), line.vend)
                 line.vend = max(line.vend, line.vstart)
@@ -708,7 +708,7 @@ def apply_edits(text: str, edits: t.Sequence[Edit] = (), table: t.Sequence[LoadR
     final newline are kept. Raises ConfError for an edit that cannot be written.
     """
     bom = _BOM if text.startswith(_BOM) else ""
-    editor = _Editor(text[len(bom) :])
+    editor = _Editor(text[len(bom):])
     for edit in edits:
         editor.apply(edit)
     if table is not None:
@@ -851,10 +851,10 @@ def _replace_value(line: _Line, value: str, comment: str | None) -> str:
         return f"{head} # {comment}" if comment else head
     if line.hash_at < 0:
         return head
-    gap = text[line.vend : line.hash_at]
+    gap = text[line.vend:line.hash_at]
     if gap.strip(" "):  # tabs: keep them as they were
-        return head + gap + text[line.hash_at :]
-    return head + " " * max(1, line.hash_at - len(head)) + text[line.hash_at :]
+        return head + gap + text[line.hash_at:]
+    return head + " " * max(1, line.hash_at - len(head)) + text[line.hash_at:]
 
 
 def _format_rows(table: t.Sequence[LoadRow]) -> list[str]:

@@ -207,7 +207,7 @@ def data_device_names(n: int) -> list[str]:
     """Device names for ``n`` data volumes, as the original: /dev/sdg1../dev/sdg15, /dev/sdh1, ..."""
     if n < 0:
         raise ValueError(f"negative number of devices: {n}")
-    letters = string.ascii_lowercase[string.ascii_lowercase.index("g") :]
+    letters = string.ascii_lowercase[string.ascii_lowercase.index("g"):]
     names = []
     for i in range(n):
         letter, number = divmod(i, 15)
@@ -400,7 +400,7 @@ class EC2:
         victims = [i for i in wanted if i in ours]
         for start in range(0, len(victims), TERMINATE_BATCH):
             with _api("terminate instances"):
-                self.client.terminate_instances(InstanceIds=victims[start : start + TERMINATE_BATCH])
+                self.client.terminate_instances(InstanceIds=victims[start:start + TERMINATE_BATCH])
         return victims
 
     # -- images and subnets -----------------------------------------------

@@ -271,7 +271,7 @@ def _keep_key(text: str, value: str) -> str:
     eq = stripped.index("=")
     if not value:
         return stripped[: eq + 1]
-    after = stripped[eq + 1 :]
+    after = stripped[eq + 1:]
     spacing = after[: len(after) - len(after.lstrip())] if after.strip() else " "
     return stripped[: eq + 1] + spacing + value
 

@@ -166,7 +166,7 @@ def status_url(url: str) -> str:
     text = url.strip() if isinstance(url, str) else ""
     try:
         parts = urllib.parse.urlsplit(text)
-        _port = parts.port  # raises ValueError for a bad port
+        parts.port  # raises ValueError for a bad port
     except ValueError as exc:
         raise StatusError(f"{_redact(text)!r} is not a valid URL: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:

@@ -166,10 +166,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import LoadMeter, StatusError, status_url
 
 # Result keys that belong to Ansible: a status line of that name stays in ``fields`` only.
-_RESERVED = frozenset(
-    ("changed", "failed", "msg", "skipped", "invocation", "warnings", "deprecations", "exception", "diff", "url")
-    + ("rate", "interval", "restarted", "fields", "ansible_facts", "rc", "stdout", "stderr")
-)
+_RESERVED = frozenset((
+    "changed", "failed", "msg", "skipped", "invocation", "warnings", "deprecations", "exception", "diff", "url",
+    "rate", "interval", "restarted", "fields", "ansible_facts", "rc", "stdout", "stderr",
+))
 
 
 def main():
