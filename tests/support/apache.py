@@ -137,6 +137,7 @@ class PrivateApache:
         extra_modules: t.Sequence[str] = (),
         extra_conf: str = "",
         keep_root: bool = False,
+        run_as: tuple[str, str] | None = None,
     ) -> None:
         if not host.startswith("127."):
             raise ValueError(f"PrivateApache listens on loopback only, not {host}")
@@ -147,6 +148,7 @@ class PrivateApache:
         self.extra_modules = tuple(extra_modules)
         self.extra_conf = extra_conf
         self.keep_root = keep_root
+        self.run_as = run_as  # (user, group) of the children when root; None: nobody's
         self.binary = find_apache()
         self.modules_dir = find_modules_dir()
         self.root: Path | None = None
@@ -227,7 +229,7 @@ class PrivateApache:
 
     def _write_conf(self) -> None:
         root = self._root()
-        run_as = _run_as()
+        run_as = (self.run_as if os.geteuid() == 0 else None) if self.run_as else _run_as()
         user_lines = f"User {run_as[0]}\nGroup {run_as[1]}\n" if run_as else ""
         load_lines = "".join(
             f"LoadModule {name}_module {self.modules_dir}/mod_{name}.so\n" for name in (*MODULES, *self.extra_modules)
