@@ -17,8 +17,14 @@ while the images show where GBrowse renders.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import time
 import typing as t
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +157,62 @@ def test_balancer_farm_with_real_gbrowse_renders_on_slaves_then_locally(subnet, 
     assert on_farm and after
     assert final == by_slaves  # after the scale-in, GBrowse rendered locally
     assert not errors
+
+
+ROLE_PLAY = """\
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: gmod.gbrowse_aws.balancer
+        tasks_from: renderfarm_fix
+    # Never reload this machine's Apache: end before the handlers (and if they
+    # ever ran, the service name below makes them fail instead).
+    - ansible.builtin.meta: end_play
+"""
+
+
+def test_role_installs_the_render_farm_fix_where_gbrowse_has_the_broken_code(tmp_path) -> None:
+    """Check mode, apply, idempotent apply, then off: the role's tasks against this machine's real GBrowse 2.56."""
+    (tmp_path / "play.yml").write_text(ROLE_PLAY)
+    perl_dir, conf, link = tmp_path / "perl", tmp_path / "available" / "fix.conf", tmp_path / "enabled" / "fix.conf"
+    for directory in (conf.parent, link.parent):
+        directory.mkdir()
+    module = perl_dir / "GBrowseAWS" / "RenderFarmFix.pm"
+    settings = {
+        "balancer_gbrowse_fix_perl_dir": str(perl_dir),
+        "balancer_apache_renderfarm_fix_conf": str(conf),
+        "balancer_apache_renderfarm_fix_conf_link": str(link),
+        "balancer_apache_service": "gbrowse-e2e-no-such-service",
+        "ansible_python_interpreter": sys.executable,
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(settings))
+
+    def play(*args: str) -> tuple[int, str]:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", str(tmp_path / "play.yml"),
+             "-e", f"@{tmp_path / 'vars.json'}", "--diff", *args],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert "RUNNING HANDLER" not in result.stdout
+        changed = re.search(r"localhost\s+: ok=\d+\s+changed=(\d+)", result.stdout)
+        assert changed, result.stdout[-2000:]
+        return int(changed.group(1)), result.stdout
+
+    changed, out = play("--check")
+    assert changed == 4 and "+    SetEnv PERL5OPT \"-MGBrowseAWS::RenderFarmFix\"" in out  # the diff shows what it would do
+    assert not module.exists() and not conf.exists() and not link.exists()
+
+    changed, out = play()
+    assert changed == 4  # directory, module, Apache snippet, link
+    assert module.read_bytes() == gbrowse.FIX_MODULE.read_bytes()
+    assert conf.read_text().split("\n", 1)[1] == gbrowse.render_fix_conf(perl_dir).split("\n", 1)[1]  # past ansible_managed
+    assert link.is_symlink() and link.resolve() == conf
+
+    assert play()[0] == 0  # idempotent
+
+    changed, out = play("-e", "balancer_fix_gbrowse_renderfarm=false")
+    assert changed == 1 and not module.exists() and not conf.exists() and not link.exists()
