@@ -34,7 +34,9 @@ import collections
 import contextlib
 import ipaddress
 import json
+import posixpath
 import re
+import shlex
 import string
 import typing as t
 import uuid
@@ -80,7 +82,13 @@ CAPACITY_ERROR_CODES = frozenset(
     }
 )
 
-SLAVE_COMMAND = "/opt/gbrowse/etc/init.d/gbrowse-slave"
+SLAVE_COMMAND = "/opt/gbrowse/etc/init.d/gbrowse-slave"  # the GBrowse cloud image
+DEBIAN_SLAVE = "/usr/bin/gbrowse_slave"  # Debian's gbrowse package
+DEBIAN_SLAVE_DEFAULTS = "/etc/default/gbrowse-slave"
+DEBIAN_RUN_DIR = "/var/run/gbrowse"
+DEBIAN_LOG_DIR = "/var/log/gbrowse"
+SLAVE_USER = "www-data"
+SYNCED_DATABASES = "/opt/gbrowse/databases"  # where the synced databases land on the slave
 DESCRIBE_PAGE_SIZE = 1000  # the most DescribeInstances returns per call
 TERMINATE_BATCH = 1000  # the most TerminateInstances takes per call
 DEFAULT_MAX_ATTEMPTS = 8
@@ -161,6 +169,7 @@ class LaunchSpec:
     key_name: str | None = None
     data_snapshots: tuple[str, ...] = ()
     user_data: str | None = None  # None: start the slave on ``ports`` (see default_user_data)
+    databases: str | None = None  # the master's databases directory, for default_user_data
 
 
 @dataclass(frozen=True)
@@ -172,16 +181,40 @@ class LaunchResult:
     fleet_id: str | None = None
 
 
-def default_user_data(ports: t.Sequence[int]) -> str:
+def default_user_data(ports: t.Sequence[int], databases: str | None = None) -> str:
     """The slave's user data: mount the synced data, then start the slave on ``ports``, as the original did.
 
     The data volume (made by playbooks/sync.yml, docs/sync.md) is one ext4 file
     system labelled ``gbrowse-data``, holding ``databases/``, ``lib/mysql/`` and
     ``lib/postgresql/``: it is mounted on /srv/gbrowse-data and those trees are
     bind-mounted over the same paths under /opt/gbrowse, where the slave image
-    has its GBrowse. Database servers that started before their data was there
+    has its GBrowse. The master sends the slave its data source configuration,
+    with its own database paths: ``databases``, the master's databases
+    directory (e.g. Debian's /var/lib/gbrowse/databases), gets the synced
+    databases too. Database servers that started before their data was there
     are restarted. A slave launched without data snapshots starts as before.
+
+    The slave starts the way its image provides: the GBrowse cloud image's
+    /opt/gbrowse/etc/init.d/gbrowse-slave, else Debian's /usr/bin/gbrowse_slave,
+    one per port, as www-data with www-data's groups. Not through Debian's
+    /etc/init.d/gbrowse-slave: it runs the slave as root and on the ports of
+    /etc/default/gbrowse-slave whatever it is told; and not with
+    gbrowse_slave's own ``--user``, which keeps group 0, so the slave could
+    not read Debian's root:www-data 0770 databases.
     """
+    port_list = " ".join(str(int(p)) for p in ports)
+    bind_databases = ""
+    if databases and posixpath.normpath(databases) != SYNCED_DATABASES:
+        if not posixpath.isabs(databases) or posixpath.normpath(databases) == "/" or "\n" in databases:
+            raise ValueError(f"the master's databases directory must be an absolute path below /, not {databases!r}")
+        target = shlex.quote(posixpath.normpath(databases))
+        bind_databases = (
+            "    # The master's data source configuration names its own databases directory.\n"
+            "    if [ -d /srv/gbrowse-data/databases ]; then\n"
+            f"        mkdir -p {target}\n"
+            f"        mountpoint -q {target} || mount --bind /srv/gbrowse-data/databases {target}\n"
+            "    fi\n"
+        )
     return (
         "#!/bin/sh\n"
         "# GBrowse render slave (gbrowse_aws): the data volume of gbrowse_sync_aws_slave, then the slave.\n"
@@ -196,11 +229,22 @@ def default_user_data(ports: t.Sequence[int]) -> str:
         '        mkdir -p "/opt/gbrowse/$tree"\n'
         '        mountpoint -q "/opt/gbrowse/$tree" || mount --bind "/srv/gbrowse-data/$tree" "/opt/gbrowse/$tree"\n'
         "    done\n"
+        f"{bind_databases}"
         "    for unit in $(systemctl list-units --type=service --state=running --plain --no-legend"
         " 'mariadb*' 'mysql*' 'postgresql*' 2>/dev/null | cut -d ' ' -f 1); do systemctl restart \"$unit\"; done\n"
         "fi\n"
-        "exec {} start {}\n"
-    ).format(SLAVE_COMMAND, " ".join(str(p) for p in ports))
+        f"if [ -x {SLAVE_COMMAND} ]; then\n"
+        f"    exec {SLAVE_COMMAND} start {port_list}\n"
+        "fi\n"
+        "# Debian's gbrowse package: its init script would run the slave as root, on the ports of\n"
+        f"# {DEBIAN_SLAVE_DEFAULTS} whatever it is told: start gbrowse_slave as www-data:www-data.\n"
+        f"mkdir -p {DEBIAN_RUN_DIR} {DEBIAN_LOG_DIR}\n"
+        f"chown {SLAVE_USER}:{SLAVE_USER} {DEBIAN_RUN_DIR} {DEBIAN_LOG_DIR}\n"
+        f"for port in {port_list}; do\n"
+        f"    setpriv --reuid={SLAVE_USER} --regid={SLAVE_USER} --init-groups {DEBIAN_SLAVE} --port \"$port\" --prefork 3 \\\n"
+        f'        --log {DEBIAN_LOG_DIR}/gbrowse_slave.log --pid "{DEBIAN_RUN_DIR}/gbrowse-slave.$port.pid"\n'
+        "done\n"
+    )
 
 
 def data_device_names(n: int) -> list[str]:
@@ -495,7 +539,7 @@ class EC2:
 
     def template_data(self, spec: LaunchSpec, image: Image) -> dict[str, t.Any]:
         """The launch template data for ``spec`` (``image`` is its resolved ``image_id``)."""
-        user_data = spec.user_data if spec.user_data is not None else default_user_data(spec.ports)
+        user_data = spec.user_data if spec.user_data is not None else default_user_data(spec.ports, spec.databases)
         data: dict[str, t.Any] = {
             "ImageId": image.id,
             "BlockDeviceMappings": block_device_mappings(image, spec.data_snapshots),

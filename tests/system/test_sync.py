@@ -303,7 +303,7 @@ def test_database_files_get_a_final_pass_with_the_database_stopped(lab, master):
 
 SLAVE_STUB = """#!/bin/sh
 # Stands for the slave image's GBrowse slave: notes how it found its data.
-for target in /srv/gbrowse-data /opt/gbrowse/databases /opt/gbrowse/lib/mysql /opt/gbrowse/lib/postgresql; do
+for target in /srv/gbrowse-data /opt/gbrowse/databases /opt/gbrowse/lib/mysql /opt/gbrowse/lib/postgresql /var/lib/gbrowse/databases; do
     findmnt -n -o TARGET,SOURCE "$target" || echo "$target not-mounted"
 done > /run/gbrowse-slave.mounts
 echo "$@" > /run/gbrowse-slave.started
@@ -319,7 +319,7 @@ def test_a_slave_launched_as_the_balancer_launches_it_finds_the_synced_data(lab,
     ec2 = boto3_client(lab.ebs.url, region=lab.moto.region)  # through the EBS proxy, as the balancer would be
     instance = ec2.run_instances(
         ImageId=lab.image_id, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=lab.subnet_id,
-        BlockDeviceMappings=_ec2.block_device_mappings(image, [snapshot]), UserData=_ec2.default_user_data((8101, 8102)),
+        BlockDeviceMappings=_ec2.block_device_mappings(image, [snapshot]), UserData=_ec2.default_user_data((8101, 8102), "/var/lib/gbrowse/databases"),  # a Debian master's
     )["Instances"][0]["InstanceId"]  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -336,6 +336,7 @@ def test_a_slave_launched_as_the_balancer_launches_it_finds_the_synced_data(lab,
         for tree in ("databases", "lib/mysql", "lib/postgresql"):  # bind mounts show the tree in the source
             wanted = f"{mounts['/srv/gbrowse-data']}[/{tree}]" if tree in trees else "not-mounted"
             assert mounts[f"/opt/gbrowse/{tree}"] == wanted, (mounts, log)
+        assert mounts["/var/lib/gbrowse/databases"] == f"{mounts['/srv/gbrowse-data']}[/databases]", (mounts, log)
         listing = host.run("cd /opt/gbrowse/databases && find . -type f -exec md5sum {} + | sort -k 2").stdout
         expected = subprocess.run(
             "find . -type f -exec md5sum {} + | sort -k 2", shell=True, cwd=master / "databases", capture_output=True, text=True, check=True

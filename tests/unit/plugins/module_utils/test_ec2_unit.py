@@ -34,6 +34,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     LaunchSpec,
     block_device_mappings,
     data_device_names,
+    SLAVE_COMMAND,
     default_user_data,
     make_client,
 )
@@ -145,18 +146,35 @@ def test_block_device_mappings_root_plus_snapshots_all_deleted_on_termination() 
 
 def test_default_user_data_starts_the_slave_on_every_port() -> None:
     assert default_user_data((8101,)).startswith("#!/bin/sh\n")
-    assert default_user_data((8101,)).endswith("\nexec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101\n")
-    assert default_user_data((8101, 8102)).endswith("start 8101 8102\n")
+    assert "\n    exec /opt/gbrowse/etc/init.d/gbrowse-slave start 8101\n" in default_user_data((8101,))
+    assert "start 8101 8102\n" in default_user_data((8101, 8102))
+    assert "\nfor port in 8101 8102; do\n" in default_user_data((8101, 8102))
 
 
 def test_the_user_data_in_docs_sync_md_is_the_real_one() -> None:
     text = (Path(__file__).resolve().parents[4] / "docs" / "sync.md").read_text(encoding="utf-8")
     documented = re.search(r"```sh\n(#!/bin/sh\n.*?)```", text, re.S)
     assert documented, "docs/sync.md shows no user data"
-    assert documented.group(1) == default_user_data((8101,))
+    assert documented.group(1) == default_user_data((8101,), "/var/lib/gbrowse/databases")
 
 
-def _run_user_data(tmp_path: t.Any, label_found: bool, trees: t.Sequence[str]) -> list[str]:
+@pytest.mark.parametrize("databases", [None, "/var/lib/gbrowse/databases", "/srv/my data/db's"])
+def test_the_user_data_passes_shellcheck(tmp_path: t.Any, databases: str | None) -> None:
+    script = tmp_path / "user-data.sh"
+    script.write_text(default_user_data((8101, 8102), databases))
+    result = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("bad", ["relative/db", "/", "/a\nb"])
+def test_the_masters_databases_must_be_an_absolute_directory(bad: str) -> None:
+    with pytest.raises(ValueError, match="databases directory"):
+        default_user_data((8101,), bad)
+
+
+def _run_user_data(
+    tmp_path: t.Any, label_found: bool, trees: t.Sequence[str], *, cloud_image: bool = True, databases: str | None = None
+) -> list[str]:
     """Run the user data under /bin/sh with the system commands replaced by loggers, in a scratch root."""
     root = tmp_path / "root"
     for tree in trees:
@@ -169,15 +187,17 @@ def _run_user_data(tmp_path: t.Any, label_found: bool, trees: t.Sequence[str]) -
         "mountpoint": "exit 1",
         "systemctl": 'case "$1" in list-units) echo "mariadb.service loaded active running MariaDB";; esac',
     }
-    for name in ("blkid", "mountpoint", "systemctl", "udevadm", "sleep", "mount", "mkdir", "slave"):
+    names = ["blkid", "mountpoint", "systemctl", "udevadm", "sleep", "mount", "mkdir", "chown", "setpriv"]
+    for name in names + (["slave"] if cloud_image else []):
         stub = bin_dir / name
         stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n{stubs.get(name, "exit 0")}\n')
         stub.chmod(0o755)
     script = (
-        default_user_data((8101, 8102))
+        default_user_data((8101, 8102), databases)
         .replace("/srv/gbrowse-data", f"{root}/srv/gbrowse-data")
-        .replace("/opt/gbrowse/etc/init.d/gbrowse-slave", "slave")
+        .replace(SLAVE_COMMAND, str(bin_dir / "slave"))
         .replace("/opt/gbrowse", f"{root}/opt/gbrowse")
+        .replace("/var/", f"{root}/var/")
     )
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
     subprocess.run(["/bin/sh", "-eu", "-c", script], env=env, check=True, timeout=30)
@@ -200,6 +220,34 @@ def test_user_data_without_a_data_volume_only_starts_the_slave(tmp_path: t.Any) 
     assert not [call for call in calls if call.startswith(("mount", "systemctl restart"))]
     assert calls.count("sleep 1") == 5  # waits a little for the volume to appear
     assert calls[-1] == "slave start 8101 8102"
+
+
+def test_user_data_puts_the_synced_databases_at_the_masters_path(tmp_path: t.Any) -> None:
+    calls = _run_user_data(tmp_path, label_found=True, trees=["databases"], databases="/var/lib/gbrowse/databases")
+    binds = [call for call in calls if call.startswith("mount --bind")]
+    assert binds == [
+        "mount --bind /srv/gbrowse-data/databases /opt/gbrowse/databases",
+        "mount --bind /srv/gbrowse-data/databases /var/lib/gbrowse/databases",
+    ]
+    assert calls.index("mkdir -p /var/lib/gbrowse/databases") < calls.index(binds[1])
+
+
+def test_user_data_for_a_master_with_the_cloud_image_layout_binds_once(tmp_path: t.Any) -> None:
+    calls = _run_user_data(tmp_path, label_found=True, trees=["databases"], databases="/opt/gbrowse/databases/")
+    assert [call for call in calls if call.startswith("mount --bind")] == [
+        "mount --bind /srv/gbrowse-data/databases /opt/gbrowse/databases"
+    ]
+
+
+def test_user_data_on_a_debian_slave_starts_gbrowse_slave_as_www_data_with_its_group(tmp_path: t.Any) -> None:
+    calls = _run_user_data(tmp_path, label_found=False, trees=[], cloud_image=False)
+    assert "chown www-data:www-data /var/run/gbrowse /var/log/gbrowse" in calls
+    started = [call for call in calls if call.startswith("setpriv")]
+    assert started == [
+        "setpriv --reuid=www-data --regid=www-data --init-groups /usr/bin/gbrowse_slave --port "
+        f"{port} --prefork 3 --log /var/log/gbrowse/gbrowse_slave.log --pid /var/run/gbrowse/gbrowse-slave.{port}.pid"
+        for port in (8101, 8102)
+    ]
 
 
 @pytest.mark.parametrize("bad", ["", "has space", "a/b", "x" * 65, "ünïcode", "trailing\n"])
