@@ -14,6 +14,7 @@ setup:
 
 demo: setup
 	$(PY) demo/demo.py
+	$(PY) demo/gbrowse_demo.py
 	$(PY) hacking/sync-demo
 
 test: setup

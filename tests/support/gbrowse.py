@@ -525,3 +525,72 @@ class ImageLoad:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- the whole farm ---------------------------------------------------------------
+
+
+class FarmLab:
+    """A GBrowse master, a moto server over HTTP, the slaves' subnet and a gbrowse_slave per instance.
+
+    For the real-GBrowse test and the demo::
+
+        with FarmLab(workdir, table=((0.0, 0, 0), (4.0, 2, 2))) as lab:
+            with lab.balancer() as bal, ImageLoad(lab.master) as images:
+                bal.wait_ready()
+                lab.farm()                                # the renderers in renderfarm.conf
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str], *, table: t.Sequence[tuple[float, int, int]], balancer_id: str = "gbrowse-farm") -> None:
+        self.workdir = Path(workdir)
+        self.table = tuple(table)
+        self.balancer_id = balancer_id
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> FarmLab:
+        from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import write_conf
+        from ansible_collections.gmod.gbrowse_aws.tests.support.moto import MotoServer, slave_image
+        from ansible_collections.gmod.gbrowse_aws.tests.support.staging import StagingSubnet
+
+        try:
+            self.subnet = self._stack.enter_context(StagingSubnet())
+            self.moto = self._stack.enter_context(MotoServer(mode="process"))
+            self.master = self._stack.enter_context(GBrowseMaster(renderfarm_fix=True))
+            self.ec2 = self.moto.client()
+            vpc = self.ec2.create_vpc(CidrBlock=f"{testhost.NET}.0.0/16")["Vpc"]["VpcId"]
+            subnet_id = self.ec2.create_subnet(VpcId=vpc, CidrBlock=self.subnet.cidr)["Subnet"]["SubnetId"]
+            self.conf = write_conf(
+                self.workdir,
+                status_url=self.master.status_url,
+                image_id=slave_image(self.ec2),
+                subnet=subnet_id,
+                balancer_id=self.balancer_id,
+                table=self.table,
+                ready_timeout=2,  # minutes
+                external_ip=self.subnet.gateway,
+                extra_master={"renderfarm_conf": str(self.master.renderfarm_conf)},
+            )
+            self.slaves = self._stack.enter_context(GBrowseSlaves(self.ec2, self.subnet, self.balancer_id))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def balancer(self) -> t.Any:
+        from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import BalancerProcess
+
+        return BalancerProcess(self.conf, env=self.moto.environ())
+
+    def farm(self) -> tuple[str, ...]:
+        """The renderers GBrowse finds in its renderfarm.conf now."""
+        from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import read_renderfarm
+
+        return read_renderfarm(str(self.master.renderfarm_conf)).renderers
+
+    def running(self) -> list[str]:
+        """Instances still pending or running in moto."""
+        found = self.ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        return [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]

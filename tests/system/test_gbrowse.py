@@ -28,11 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import read_renderfarm
 from ansible_collections.gmod.gbrowse_aws.tests.support import gbrowse
 from ansible_collections.gmod.gbrowse_aws.tests.support.apache import FixedRateLoad
-from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import BalancerProcess, write_conf
-from ansible_collections.gmod.gbrowse_aws.tests.support.moto import MotoServer, slave_image
 from ansible_collections.gmod.gbrowse_aws.tests.support.staging import StagingSubnet
 
 pytestmark = pytest.mark.skipif(gbrowse.unavailable() is not None, reason=str(gbrowse.unavailable()))
@@ -84,62 +81,42 @@ def test_unpatched_master_cannot_use_a_slave_and_the_fix_makes_it_render(subnet,
     assert not slave.pids()
 
 
-def test_balancer_farm_with_real_gbrowse_renders_on_slaves_then_locally(subnet, tmp_path) -> None:
+def test_balancer_farm_with_real_gbrowse_renders_on_slaves_then_locally(tmp_path) -> None:
     started = time.monotonic()
-    with MotoServer(mode="process") as moto, gbrowse.GBrowseMaster(renderfarm_fix=True) as master:
-        ec2 = moto.client()
-        vpc = ec2.create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
-        subnet_id = ec2.create_subnet(VpcId=vpc, CidrBlock=subnet.cidr)["Subnet"]["SubnetId"]
-        conf = write_conf(
-            tmp_path,
-            status_url=master.status_url,
-            image_id=slave_image(ec2),
-            subnet=subnet_id,
-            balancer_id=BID,
-            table=TABLE,
-            ready_timeout=2,  # minutes
-            external_ip=subnet.gateway,
-            extra_master={"renderfarm_conf": str(master.renderfarm_conf)},
-        )
+    with gbrowse.FarmLab(tmp_path, table=TABLE, balancer_id=BID) as lab:
+        master, slaves, farm = lab.master, lab.slaves, lab.farm
+        with gbrowse.ImageLoad(master, threads=2) as images, lab.balancer() as bal:
+            bal.wait_ready()
 
-        def farm() -> tuple[str, ...]:
-            return read_renderfarm(str(master.renderfarm_conf)).renderers
+            def detail() -> str:
+                return f"farm {farm()}; slaves {slaves.rendered()} {slaves.errors}\n{bal.log_tail(3000)}\n{master.error_log(20)}"
 
-        with gbrowse.GBrowseSlaves(ec2, subnet, BID) as slaves, gbrowse.ImageLoad(master, threads=2) as images:
-            bal = BalancerProcess(conf, env=moto.environ())
-            with bal:
-                bal.wait_ready()
-
-                def detail() -> str:
-                    return f"farm {farm()}; slaves {slaves.rendered()} {slaves.errors}\n{bal.log_tail(3000)}\n{master.error_log(20)}"
-
-                # Scale out: the balancer launches two, a gbrowse_slave answers at each, both join the farm.
-                with FixedRateLoad(master.apache.small_file_url, rate=8, threads=2):  # type: ignore[union-attr]
-                    registered = wait_for("two slaves in renderfarm.conf", lambda: len(farm()) == 2 and farm(), 60, detail=detail)
-                    joined = time.monotonic()
-                    wait_for("images rendered by each slave", lambda: all(slaves.rendered(registered).values()), 90, detail=detail)
-                    wait_for("two images asked with the farm in use", lambda: len(images.asked_since(joined)) >= 2, 90, detail=detail)
-                    on_farm = images.asked_since(joined)
-                # Scale in: the static load stops, the farm empties, the instances go.
-                wait_for("an empty farm", lambda: farm() == (), 60, detail=detail)
-                emptied = time.monotonic()
-                wait_for("every slave stopped", lambda: not slaves.addresses(), 30, detail=detail)
-                stopped = time.monotonic()
-                by_slaves = slaves.rendered()
-                wait_for("two images asked after the scale-in", lambda: len(images.asked_since(stopped)) >= 2, 90, detail=detail)
-                after = images.asked_since(stopped)
-                assert bal.terminate() == 0, bal.log_tail()
-                left = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
-                assert left["Reservations"] == []
+            # Scale out: the balancer launches two, a gbrowse_slave answers at each, both join the farm.
+            with FixedRateLoad(master.apache.small_file_url, rate=8, threads=2):  # type: ignore[union-attr]
+                registered = wait_for("two slaves in renderfarm.conf", lambda: len(farm()) == 2 and farm(), 60, detail=detail)
+                joined = time.monotonic()
+                wait_for("images rendered by each slave", lambda: all(slaves.rendered(registered).values()), 90, detail=detail)
+                wait_for("two images asked with the farm in use", lambda: len(images.asked_since(joined)) >= 2, 90, detail=detail)
+                on_farm = images.asked_since(joined)
+            # Scale in: the static load stops, the farm empties, the instances go.
+            wait_for("an empty farm", lambda: farm() == (), 60, detail=detail)
+            emptied = time.monotonic()
+            wait_for("every slave stopped", lambda: not slaves.addresses(), 30, detail=detail)
+            stopped = time.monotonic()
+            by_slaves = slaves.rendered()
+            wait_for("two images asked after the scale-in", lambda: len(images.asked_since(stopped)) >= 2, 90, detail=detail)
+            after = images.asked_since(stopped)
+            assert bal.terminate() == 0, bal.log_tail()
+            assert lab.running() == []
             images.stop()
-            answers = images.answers
-            final = slaves.rendered()
-            errors = list(slaves.errors)
-            elapsed = time.monotonic() - started
-            print(
-                f"\nreal GBrowse farm: {elapsed:.0f} s, {len(answers)} images, {sum(final.values())} rendered by "
-                f"slaves {final}, {len(after)} asked after the scale-in, statuses {sorted({a.status for a in answers})}"
-            )
+        answers = images.answers
+        final = slaves.rendered()
+        errors = list(slaves.errors)
+        elapsed = time.monotonic() - started
+        print(
+            f"\nreal GBrowse farm: {elapsed:.0f} s, {len(answers)} images, {sum(final.values())} rendered by "
+            f"slaves {final}, {len(after)} asked after the scale-in, statuses {sorted({a.status for a in answers})}"
+        )
 
     expected = tuple(sorted(f"http://{address}:{gbrowse.PORT}" for address in final))
     assert registered == expected  # the slaves that rendered are exactly the ones the balancer registered
