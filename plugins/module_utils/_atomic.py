@@ -10,17 +10,68 @@ cannot cross filesystems), is flushed and fsynced, gets the owner, group and
 mode of the file it replaces, and is renamed over it; then the directory is
 fsynced so the rename itself survives a crash. Any failure removes the
 temporary file and leaves the original untouched.
+
+The temporary file is ``.NAME.gbaws-tmp.XXXXXXXX`` (8 random characters) and
+is flock'ed while it is written. A process killed mid-write (kill -9) leaves it
+behind unlocked; the next write to NAME removes such leftovers: only files of
+exactly that name pattern, and only when no live writer holds their lock.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import re
 import stat
 import tempfile
 
 #: Mode of a file that did not exist before, unless the caller asks otherwise.
 DEFAULT_MODE = 0o644
+
+#: Between ``.NAME`` and the random part of our temporary files' names.
+TEMP_MARK = ".gbaws-tmp."
+_RANDOM = re.compile(r"[a-z0-9_]{8}")  # tempfile's random names
+
+
+def temp_prefix(name: str) -> str:
+    """The start of the name of a temporary file for the file ``name``."""
+    return f".{name}{TEMP_MARK}"
+
+
+def remove_leftovers(path: str) -> list[str]:
+    """Remove the temporary files a killed writer of ``path`` left; return their paths.
+
+    Only regular files named exactly ``.NAME.gbaws-tmp.XXXXXXXX`` beside
+    ``path``, and only when their lock is free (a writer still at work holds it).
+    """
+    directory, name = os.path.split(path)
+    prefix = temp_prefix(name)
+    removed = []
+    try:
+        entries = os.listdir(directory or ".")
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.startswith(prefix) and _RANDOM.fullmatch(entry[len(prefix) :])):
+            continue
+        leftover = os.path.join(directory, entry)
+        try:
+            fd = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue  # a symlink, gone, or not ours to open
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(fd), os.lstat(leftover)):
+                os.unlink(leftover)
+                removed.append(leftover)
+        except OSError:
+            continue  # locked: a live writer's
+        finally:
+            os.close(fd)
+    return removed
 
 
 def write_atomic(path: str, data: bytes | str, *, backup: bool = False, mode: int | None = None) -> str | None:
@@ -64,7 +115,8 @@ def _replace(path: str, payload: bytes, like: os.stat_result | None, new_mode: i
     """
     directory, name = os.path.split(path)
     directory = directory or "."
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+    remove_leftovers(path)
+    fd, temp = _locked_temp(directory, name)
     try:
         try:
             view = memoryview(payload)
@@ -80,9 +132,9 @@ def _replace(path: str, payload: bytes, like: os.stat_result | None, new_mode: i
                 os.fchmod(fd, stat.S_IMODE(like.st_mode))
             else:
                 os.fchmod(fd, new_mode)
+            os.replace(temp, path)  # still locked: no cleaner takes it meanwhile
         finally:
             os.close(fd)
-        os.replace(temp, path)
     except BaseException:
         try:
             os.unlink(temp)
@@ -90,6 +142,20 @@ def _replace(path: str, payload: bytes, like: os.stat_result | None, new_mode: i
             pass
         raise
     _fsync_directory(directory)
+
+
+def _locked_temp(directory: str, name: str) -> tuple[int, str]:
+    """A new temporary file, locked; retried when a cleaner removed it before the lock was taken."""
+    for _attempt in range(10):
+        fd, temp = tempfile.mkstemp(prefix=temp_prefix(name), dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(fd), os.lstat(temp)):
+                return fd, temp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    raise OSError(errno.EAGAIN, f"cannot create a temporary file in {directory}")
 
 
 def _fsync_directory(directory: str) -> None:

@@ -21,12 +21,14 @@ import math
 import os
 import posixpath
 import re
+import stat
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 LOAD_TABLE = "LOAD TABLE"
 MASTER = "MASTER"
@@ -34,6 +36,17 @@ SLAVE = "SLAVE"
 SECTIONS = (LOAD_TABLE, MASTER, SLAVE)
 
 _BOM = "\ufeff"
+
+#: The largest aws_balancer.conf read (the shipped one is 2 KiB): more is refused, never read whole.
+MAX_CONF_BYTES = 1024 * 1024
+#: The most errors listed for one file; the rest are counted.
+MAX_ERRORS = 20
+
+# Documented bounds (README "aws_balancer.conf", docs/balancer.md); the daemon,
+# --check-config and the modules all refuse values outside them.
+MAX_SLAVES = 1000  # load table min/max
+MAX_ROWS = 100  # load table rows
+MAX_THRESHOLD = 1e9  # requests/sec
 
 
 class ConfError(Exception):
@@ -138,25 +151,30 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise _Invalid(f"{text!r} must be greater than 0")
-    return value
+def _between(low: float, high: float, unit: str = "") -> t.Callable[[str], float]:
+    """A number from ``low`` to ``high`` (both included); ``unit`` for the message."""
+    unit = f" {unit}" if unit else ""
+
+    def convert(text: str) -> float:
+        value = _number(text)
+        if not low <= value <= high:
+            raise _Invalid(f"{text!r} must be from {low:g} to {high:g}{unit}")
+        return value
+
+    return convert
 
 
-def _not_negative(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise _Invalid(f"{text!r} must be 0 or more")
-    return value
+def _whole_between(low: int, high: int) -> t.Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = _integer(text)
+        if not low <= value <= high:
+            raise _Invalid(f"{text!r} must be from {low} to {high}")
+        return value
+
+    return convert
 
 
-def _launch_limit(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise _Invalid(f"{text!r} must be 1 or more")
-    return value
+_threshold = _between(0, MAX_THRESHOLD, "requests/sec")
 
 
 def _ip_address(text: str) -> str:
@@ -168,7 +186,7 @@ def _ip_address(text: str) -> str:
 
 
 def _url(text: str) -> str:
-    problem = _Invalid(f"{text!r} is not an http:// or https:// URL with a host")
+    problem = _Invalid(f"{masked_url(text)!r} is not an http:// or https:// URL with a host")
     if any(c.isspace() for c in text):
         raise problem
     try:
@@ -196,6 +214,12 @@ def _absolute_path(text: str) -> str:
 
 
 def _text(text: str) -> str:
+    return text
+
+
+def _image(text: str) -> str:
+    if len(text) > 128:
+        raise _Invalid("an image id or name has at most 128 characters")
     return text
 
 
@@ -280,25 +304,25 @@ class _Key:
 _KEYS: dict[str, tuple[_Key, ...]] = {
     MASTER: (
         _Key("external_ip", "external_ip", _ip_address),
-        _Key("poll_interval", "poll_interval", _positive),
+        _Key("poll_interval", "poll_interval", _between(0.01, 1440, "minutes")),
         _Key("server_status_url", "server_status_url", _url),
         _Key("balancer_id", "balancer_id", _balancer_id),
         _Key("renderfarm_conf", "renderfarm_conf", _absolute_path),
         _Key("reload_command", "reload_command", _text),
         _Key("on_exit", "on_exit", _choice("terminate", "keep")),
         _Key("load_signal", "load_signal", _choice("rate", "reqpersec", "busy_workers")),
-        _Key("scale_in_delay", "scale_in_delay", _not_negative),
-        _Key("max_launch_per_poll", "max_launch_per_poll", _launch_limit),
-        _Key("status_timeout", "status_timeout", _positive),
+        _Key("scale_in_delay", "scale_in_delay", _between(0, 1440, "minutes")),
+        _Key("max_launch_per_poll", "max_launch_per_poll", _whole_between(1, MAX_SLAVES)),
+        _Key("status_timeout", "status_timeout", _between(0.1, 300, "seconds")),
     ),
     SLAVE: (
         _Key(
             "instance_type", "instance_types", _words(r"[a-z][a-z0-9-]*\.[a-z0-9-]+", "an instance type like m5.large")
         ),
-        _Key("spot_bid", "spot_bid", _positive),
+        _Key("spot_bid", "spot_bid", _between(0.001, 1000, "USD/hour")),
         _Key("ports", "ports", _ports),
         _Key("region", "region", _word(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+", "a region like us-west-2")),
-        _Key("image_id", "image_id", _text),
+        _Key("image_id", "image_id", _image),
         _Key("data_snapshots", "data_snapshots", _words(r"snap-[0-9a-f]+", "a snapshot id like snap-0123abcd")),
         _Key(
             "availability_zone",
@@ -308,7 +332,7 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("subnet", "subnet", _word(r"subnet-[0-9a-f]+", "a subnet id like subnet-0123abcd")),
         _Key("security_group", "security_group", _security_group),
         _Key("address", "address", _choice("auto", "private", "public")),
-        _Key("ready_timeout", "ready_timeout", _positive),
+        _Key("ready_timeout", "ready_timeout", _between(0.01, 1440, "minutes")),
     ),
 }
 
@@ -348,6 +372,7 @@ class _Line:
 
 
 _TRAILING_COMMENT = re.compile(r"\s#")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _HEADER = re.compile(r"\[([^\]]*)\](.*)", re.S)
 
 
@@ -443,6 +468,10 @@ class _Parser:
         current: str | None = None  # None: before any section; "": an unknown section
         told_before_first = False
         for line in _scan(text):
+            control = _CONTROL.search(line.text)
+            if control:
+                self.error(line.number, f"control character U+{ord(control.group()):04X} (only text, tabs and line ends)")
+                continue
             if line.kind in ("blank", "comment"):
                 continue
             if line.kind == "header":
@@ -479,6 +508,10 @@ class _Parser:
 
     def row(self, line: _Line) -> None:
         self.row_lines += 1
+        if self.row_lines > MAX_ROWS:
+            if self.row_lines == MAX_ROWS + 1:
+                self.error(line.number, f"[LOAD TABLE] has more than {MAX_ROWS} rows")
+            return
         fields = line.body.split()
         if "=" in line.body:
             self.error(line.number, f"load table rows are 'requests/sec min max', not settings: {line.body!r}")
@@ -492,7 +525,7 @@ class _Parser:
         problems = []
         threshold = minimum = maximum = None
         try:
-            threshold = _not_negative(fields[0])
+            threshold = _threshold(fields[0])
         except _Invalid as exc:
             problems.append(f"load table threshold: {exc}")
         try:
@@ -557,6 +590,9 @@ class _Parser:
         zone, region = slave.get("availability_zone"), slave.get("region")
         if isinstance(zone, str) and isinstance(region, str) and not _zone_in_region(zone, region):
             self.error(self.seen[SLAVE]["availability_zone"], f"availability_zone: {zone!r} is not in region {region}")
+        if len(self.errors) > MAX_ERRORS:
+            more = len(self.errors) - MAX_ERRORS
+            self.errors[MAX_ERRORS:] = [f"{self.path}: ... and {more} more error{'s' if more > 1 else ''}"]
         if self.errors:
             raise ConfError(self.errors)
         return BalancerConf(
@@ -572,11 +608,7 @@ def _zone_in_region(zone: str, region: str) -> bool:
     return zone[:-1] == region or zone.startswith(region + "-")
 
 
-def _count(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise _Invalid(f"{text!r} must be 0 or more")
-    return value
+_count = _whole_between(0, MAX_SLAVES)
 
 
 def _unknown_key(section: str, name: str) -> str:
@@ -602,9 +634,10 @@ def load_conf(path: str) -> BalancerConf:
 
 
 def _read_text(path: str) -> str:
+    """The file's text; never blocks (a FIFO, a device) and never reads more than MAX_CONF_BYTES."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        # O_NONBLOCK: opening a FIFO with no writer must not wait (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ConfError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -613,7 +646,41 @@ def _read_text(path: str) -> str:
         raise ConfError(f"{path}: permission denied") from None
     except OSError as exc:
         raise ConfError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return _decode(data, path)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfError(f"{path}: is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfError(f"{path}: not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > MAX_CONF_BYTES:
+            raise ConfError(f"{path}: too large ({info.st_size} bytes; an aws_balancer.conf has at most {MAX_CONF_BYTES})")
+        chunks = []
+        size = 0
+        while True:  # a file growing while read is still capped
+            chunk = os.read(fd, MAX_CONF_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_CONF_BYTES:
+                raise ConfError(f"{path}: too large (more than {MAX_CONF_BYTES} bytes)")
+    except OSError as exc:
+        raise ConfError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return _decode(b"".join(chunks), path)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -644,6 +711,8 @@ def summary(conf: BalancerConf, hostname: str) -> str:
             notes = []
             if value == getattr(defaults, key.field):
                 notes.append("default")
+            if key.name == "server_status_url":
+                shown = masked_url(shown)
             if key.name == "balancer_id" and value is None:
                 shown = conf.resolved_balancer_id(hostname)
                 notes = ["derived from the host name and the conf path"]

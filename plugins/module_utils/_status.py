@@ -147,18 +147,31 @@ class ServerStatus:
         return result
 
 
-def _redact(url: str) -> str:
-    """The URL without a password, for messages and logs."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username
-    netloc = f"{user}@{host}" if user else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+def masked_url(url: str) -> str:
+    """The URL as shown anywhere (messages, logs, summaries, module results): its password as ``***``.
+
+    ``http://user:secret@host/server-status`` -> ``http://user:***@host/server-status``.
+    Every place that shows a URL calls this one function.
+    """
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{tail}"
+
+
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@]*:[^\s/?#]*@[^\s]*")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the password of every URL in it masked (see :func:`masked_url`)."""
+    return _URL_WITH_PASSWORD.sub(lambda m: masked_url(m.group(0)), text)
 
 
 def status_url(url: str) -> str:
@@ -168,10 +181,10 @@ def status_url(url: str) -> str:
         parts = urllib.parse.urlsplit(text)
         parts.port  # raises ValueError for a bad port
     except ValueError as exc:
-        raise StatusError(f"{_redact(text)!r} is not a valid URL: {exc}") from None
+        raise StatusError(f"{masked_url(text)!r} is not a valid URL: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise StatusError(
-            f"{_redact(text)!r} is not an http(s) server-status URL (like http://localhost/server-status)"
+            f"{masked_url(text)!r} is not an http(s) server-status URL (like http://localhost/server-status)"
         )
     params = [p for p in re.split(r"[&;]", parts.query) if p]
     if not any(p == "auto" or p.startswith("auto=") for p in params):
@@ -181,7 +194,7 @@ def status_url(url: str) -> str:
 
 def parse_status(text: str, url: str = "") -> ServerStatus:
     """Parse a ``server-status?auto`` page; StatusError when it is not one we can use."""
-    where = f"{_redact(url)}: " if url else ""
+    where = f"{masked_url(url)}: " if url else ""
     if not isinstance(text, str) or not text.strip():
         raise StatusError(f"{where}empty answer, not a server-status page")
     head = text.lstrip()[:2000].lower()
@@ -264,7 +277,7 @@ def fetch_status(
     as a whole.
     """
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
-        raise StatusError(f"{_redact(str(url))}: the timeout must be a positive number of seconds, not {timeout!r}")
+        raise StatusError(f"{masked_url(str(url))}: the timeout must be a positive number of seconds, not {timeout!r}")
     target = status_url(url)
     parts = urllib.parse.urlsplit(target)
     if parts.username is not None or parts.password is not None:
@@ -452,7 +465,7 @@ class LoadMeter:
         self._answered_failures = 0
 
     def __repr__(self) -> str:  # never shows the password
-        return f"LoadMeter({_redact(self.url)!r}, timeout={self.timeout!r})"
+        return f"LoadMeter({masked_url(self.url)!r}, timeout={self.timeout!r})"
 
     @property
     def last(self) -> Sample | None:

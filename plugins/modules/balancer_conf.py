@@ -183,6 +183,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, Edit, update_conf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import mask_urls
 
 
 def _text(value):
@@ -263,12 +264,16 @@ def main():
         # FILE:LINE errors are about the result; the others about an edit itself.
         errors = exc.errors
         located = all(error.startswith(path + ":") for error in errors)
-        module.fail_json(msg=str(exc) if located else f"{where}: {exc}", errors=errors)
+        errors = [mask_urls(error) for error in errors]
+        msg = "\n".join(errors)
+        module.fail_json(msg=msg if located else f"{where}: {msg}", errors=errors)
     out = dict(changed=result.changed, path=path)
     if result.backup:
         out["backup_file"] = result.backup
     if module._diff:
-        out["diff"] = dict(before=result.before, after=result.after, before_header=path, after_header=path)
+        # Passwords in URLs (server_status_url) are masked here too.
+        before, after = mask_urls(result.before), mask_urls(result.after)
+        out["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
     module.exit_json(**out)
 
 

@@ -112,6 +112,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 
 def _plain(value):
@@ -134,12 +135,14 @@ def main():
         conf = load_conf(path)
     except ConfError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors)
+    master = {k: _plain(v) for k, v in dataclasses.asdict(conf.master).items()}
+    master["server_status_url"] = masked_url(master["server_status_url"])
     module.exit_json(
         changed=False,
         path=path,
         hostname=hostname,
         balancer_id=conf.resolved_balancer_id(hostname),
-        master={k: _plain(v) for k, v in dataclasses.asdict(conf.master).items()},
+        master=master,
         slave={k: _plain(v) for k, v in dataclasses.asdict(conf.slave).items()},
         load_table=[dict(threshold=row.threshold, min=row.min, max=row.max) for row in conf.table],
     )

@@ -218,3 +218,83 @@ def test_failure_after_backup_keeps_original_and_backup(tmp_path, monkeypatch):
     assert target.read_bytes() == b"original"
     assert (tmp_path / "c.conf.bak").read_bytes() == b"original"
     assert sorted(os.listdir(tmp_path)) == ["c.conf", "c.conf.bak"]
+
+
+# A writer killed mid-write (kill -9) leaves its temporary file; the next write removes it.
+_KILLED_WRITER = """
+import os, sys, time
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _atomic
+_atomic.os.fsync = lambda fd: (print("writing", flush=True), time.sleep(60))
+_atomic.write_atomic(sys.argv[1], "new content that never lands\\n")
+"""
+
+
+def _writer_stuck_in_fsync(target):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "writing\n"
+    return child
+
+
+def test_leftover_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "renderfarm.conf"
+    target.write_text("old\n")
+    child = _writer_stuck_in_fsync(target)
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    leftovers = [name for name in os.listdir(tmp_path) if name != "renderfarm.conf"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".renderfarm.conf.gbaws-tmp.")
+    assert target.read_text() == "old\n"
+    write_atomic(str(target), "next\n")
+    assert sorted(os.listdir(tmp_path)) == ["renderfarm.conf"]
+    assert target.read_text() == "next\n"
+
+
+def test_a_live_writers_temp_file_is_left_alone(tmp_path):
+    target = tmp_path / "renderfarm.conf"
+    target.write_text("old\n")
+    child = _writer_stuck_in_fsync(target)
+    try:
+        (live,) = [name for name in os.listdir(tmp_path) if name != "renderfarm.conf"]
+        write_atomic(str(target), "mine\n")
+        assert live in os.listdir(tmp_path)  # still being written by the child
+        assert target.read_text() == "mine\n"
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        ".renderfarm.conf.abcd1234",  # another tool's temp file (tempfile's default naming)
+        ".renderfarm.conf.gbaws-tmp.abc",  # random part of the wrong length
+        ".renderfarm.conf.gbaws-tmp.ABCD1234",  # not tempfile's alphabet
+        ".renderfarm.conf.gbaws-tmp.abcd1234.orig",
+        ".other.conf.gbaws-tmp.abcd1234",  # another file's leftover
+        "renderfarm.conf.gbaws-tmp.abcd1234",  # not hidden
+    ],
+)
+def test_foreign_similar_looking_files_are_left_alone(tmp_path, foreign):
+    target = tmp_path / "renderfarm.conf"
+    (tmp_path / foreign).write_text("not ours\n")
+    write_atomic(str(target), "x\n")
+    assert (tmp_path / foreign).read_text() == "not ours\n"
+
+
+def test_leftover_pattern_directory_and_symlink_are_left_alone(tmp_path):
+    target = tmp_path / "renderfarm.conf"
+    (tmp_path / ".renderfarm.conf.gbaws-tmp.dir00000").mkdir()
+    (tmp_path / "elsewhere").write_text("keep\n")
+    (tmp_path / ".renderfarm.conf.gbaws-tmp.link0000").symlink_to(tmp_path / "elsewhere")
+    write_atomic(str(target), "x\n")
+    assert sorted(os.listdir(tmp_path)) == [
+        ".renderfarm.conf.gbaws-tmp.dir00000",
+        ".renderfarm.conf.gbaws-tmp.link0000",
+        "elsewhere",
+        "renderfarm.conf",
+    ]
