@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 import typing as t
@@ -29,6 +30,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import (
     load_conf,
     summary,
 )
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 DEFAULT_CONF = "/etc/gbrowse2/aws_balancer.conf"
 
@@ -122,22 +124,39 @@ def check_config(path: str) -> int:
 # pid file, daemon, privileges
 
 
+class StartupError(Exception):
+    """The balancer cannot start; the message is one line for the operator."""
+
+
 class PidFile:
-    """A pid file locked with flock while the daemon lives: a stale file is never mistaken for a live one."""
+    """A pid file locked with flock while the daemon lives: a stale file is never mistaken for a live one.
+
+    The lock is the truth: only the process holding it writes its pid into the
+    file, and ``--kill`` signals nobody unless the lock is held.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd = -1
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            raise StartupError(f"--pidfile {self.path}: {exc.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StartupError(f"--pidfile {self.path}: not a regular file")
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise SystemExit(f"gbrowse_aws_balancer: already running (pid {read_pid(self.path)}, {self.path})")
+                raise StartupError(f"already running (pid {read_pid(self.path)}, {self.path})") from None
+            raise StartupError(f"--pidfile {self.path}: {exc.strerror}") from None
+        except StartupError:
+            os.close(fd)
             raise
+        os.ftruncate(fd, 0)  # whatever a dead daemon left is not a pid any more
         self.fd = fd
 
     def write(self) -> None:
@@ -156,41 +175,133 @@ class PidFile:
 
 def read_pid(path: str) -> int | None:
     try:
-        with open(path, encoding="ascii") as fh:
-            return int(fh.read().strip() or 0) or None
+        with open(path, "rb") as fh:
+            text = fh.read(32).strip()
+        return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
     except (OSError, ValueError):
         return None
 
 
 def kill_daemon(pidfile: str | None, wait: float = 900.0) -> int:
-    """--kill: SIGTERM the daemon named by the pid file, then wait for it to finish its clean-up."""
+    """--kill: SIGTERM the daemon holding the pid file's lock, then wait for its clean-up (the lock's release).
+
+    A pid file nobody holds locked is stale: its pid may belong to any process
+    by now, so it is never signalled; the stale file is removed.
+    """
     if not pidfile:
         print("gbrowse_aws_balancer: --kill needs --pidfile", file=sys.stderr)
         return EX_USAGE
-    pid = read_pid(pidfile)
-    if pid is None:
-        print(f"gbrowse_aws_balancer: no pid in {pidfile}; is the daemon running?", file=sys.stderr)
-        return EX_FAIL
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        print(f"gbrowse_aws_balancer: process {pid} from {pidfile} is not running", file=sys.stderr)
+        fd = os.open(pidfile, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        print(f"gbrowse_aws_balancer: no pid file {pidfile}; is the daemon running?", file=sys.stderr)
         return EX_FAIL
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
+    except OSError as exc:
+        print(f"gbrowse_aws_balancer: --pidfile {pidfile}: {exc.strerror}", file=sys.stderr)
+        return EX_USAGE
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            print(f"gbrowse_aws_balancer: --pidfile {pidfile}: not a regular file", file=sys.stderr)
+            return EX_USAGE
+        if _try_lock(fd):
+            pid = read_pid(pidfile)
+            try:
+                os.unlink(pidfile)
+                removed = "removed it"
+            except OSError as exc:
+                removed = f"cannot remove it: {exc.strerror}"
+            print(
+                f"gbrowse_aws_balancer: stale pid file {pidfile} (pid {pid or 'none'}): no balancer holds its lock, "
+                f"so nothing was signalled; {removed}",
+                file=sys.stderr,
+            )
+            return EX_FAIL
+        pid = None
+        deadline = time.monotonic() + 10
+        while pid is None and time.monotonic() < deadline:  # a daemon starting up writes its pid after the lock
+            pid = read_pid(pidfile)
+            if pid is None:
+                time.sleep(0.1)
+        if pid is None:
+            print(f"gbrowse_aws_balancer: {pidfile} is locked but holds no pid; not signalling", file=sys.stderr)
+            return EX_FAIL
         try:
-            os.kill(pid, 0)
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
+            pass  # exited meanwhile: the lock is released below
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if _try_lock(fd):
+                return EX_OK
+            time.sleep(0.2)
+        print(f"gbrowse_aws_balancer: process {pid} still running after {wait:.0f} s", file=sys.stderr)
+        return EX_FAIL
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+class StartupPipe:
+    """A --background start: the detached child tells the waiting parent "ready" or why it failed."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+
+    def parent_wait(self) -> int:
+        """In the parent: the exit status of the start, the child's error on stderr."""
+        os.close(self.write_fd)
+        chunks = []
+        while True:
+            chunk = os.read(self.read_fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        message = b"".join(chunks).decode("utf-8", "replace").strip()
+        if message == "ready":
             return EX_OK
-        time.sleep(0.2)
-    print(f"gbrowse_aws_balancer: process {pid} still running after {wait:.0f} s", file=sys.stderr)
-    return EX_FAIL
+        print(f"gbrowse_aws_balancer: {message or 'the daemon exited during start-up'}", file=sys.stderr)
+        return EX_FAIL
+
+    def child(self) -> None:
+        os.close(self.read_fd)
+        os.set_inheritable(self.write_fd, False)
+
+    def _send(self, text: str) -> None:
+        if self.write_fd >= 0:
+            try:
+                os.write(self.write_fd, text.encode("utf-8", "replace"))
+            except OSError:
+                pass
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def ready(self) -> None:
+        self._send("ready")
+
+    def failed(self, message: str) -> None:
+        self._send(message)
 
 
-def daemonize() -> None:
-    """Classic double fork; stdio to /dev/null (the log goes to --logfile)."""
-    if os.fork() > 0:
-        os._exit(0)
+def daemonize(startup: StartupPipe) -> None:
+    """Classic double fork; stdio to /dev/null (the log goes to --logfile).
+
+    The first parent waits on ``startup`` and exits with the start's outcome.
+    """
+    pid = os.fork()
+    if pid > 0:
+        code = startup.parent_wait()
+        os.waitpid(pid, 0)
+        os._exit(code)
+    startup.child()
     os.setsid()
     if os.fork() > 0:
         os._exit(0)
@@ -207,11 +318,11 @@ def drop_privileges(user: str) -> None:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise SystemExit(f"gbrowse_aws_balancer: --user: no such user {user!r}")
+        raise StartupError(f"--user: no such user {user!r}") from None
     if os.getuid() == entry.pw_uid:
         return
     if os.getuid() != 0:
-        raise SystemExit("gbrowse_aws_balancer: --user needs the balancer to be started as root")
+        raise StartupError("--user needs the balancer to be started as root")
     os.initgroups(entry.pw_name, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
@@ -256,6 +367,25 @@ def _chain_has_credentials() -> bool:
 # main
 
 
+def check_path_option(option: str, path: str) -> None:
+    """--pidfile/--logfile: a file (or a new one) in an existing directory; StartupError otherwise."""
+    if not path or "\0" in path:
+        raise StartupError(f"{option}: {path!r} is not a file name")
+    directory = os.path.dirname(path) or "."
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if not os.path.isdir(directory):
+            raise StartupError(f"{option} {path}: no such directory {directory}") from None
+        return
+    except OSError as exc:
+        raise StartupError(f"{option} {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StartupError(f"{option} {path}: is a directory, not a file")
+    if option == "--pidfile" and not stat.S_ISREG(info.st_mode):
+        raise StartupError(f"{option} {path}: not a regular file")
+
+
 def balancer_main(argv: t.Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
     if args.kill:
@@ -264,54 +394,50 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         return check_config(args.conf)
 
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
-    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, EC2Error, make_client
-    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import discover_master
-    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
-    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import LoadMeter
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2Error, aws_session
 
     try:
         conf = load_conf(args.conf)
     except ConfError as exc:
         _print_errors(exc)
         return EX_CONFIG
+    # Everything that can be checked before the start is checked here: one line, no AWS call.
+    try:
+        for option, path in (("--pidfile", args.pidfile), ("--logfile", args.logfile)):
+            if path is not None:
+                check_path_option(option, path)
+        session = aws_session(os.environ)
+    except (StartupError, EC2Error) as exc:
+        print(f"gbrowse_aws_balancer: {exc}", file=sys.stderr)
+        return EX_USAGE if isinstance(exc, StartupError) else EX_CONFIG
 
     notifier = _daemon.Notifier()
     # Under systemd journald stamps lines; by hand, lines look like the original's.
-    _daemon.setup_logging(args.verbosity, args.logfile, stamped=not notifier.enabled)
+    try:
+        _daemon.setup_logging(args.verbosity, args.logfile, stamped=not notifier.enabled)
+    except OSError as exc:
+        print(f"gbrowse_aws_balancer: --logfile {args.logfile}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_USAGE
     log = _daemon.LOG
 
+    startup = None
+    if args.background and not notifier.enabled and not args.once:
+        startup = StartupPipe()
+        daemonize(startup)  # returns in the detached child; the parent exits with the start's outcome
     pidfile = PidFile(args.pidfile) if args.pidfile and not args.once else None
-    if pidfile:
-        pidfile.acquire()
-    if args.background and not notifier.enabled:
-        daemonize()
-    if pidfile:
-        pidfile.write()
-    if args.user:
-        drop_privileges(args.user)
-
     try:
-        hostname = socket.gethostname()
-        metadata = InstanceMetadata()
-        master = discover_master(conf, metadata)
-        candidates = (conf.slave.region, master.region, os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION"))
-        region = next(filter(None, candidates), "us-east-1")
-        balancer_id = conf.resolved_balancer_id(hostname)
-        client = make_client(region, **credentials(args, os.environ))
-        balancer = _daemon.Balancer(
-            conf,
-            ec2=EC2(client, balancer_id),
-            meter=LoadMeter(conf.master.server_status_url, timeout=conf.master.status_timeout),
-            master=master,
-            dry_run=args.dry_run,
-            ssh_key=args.ssh_key,
-        )
+        if pidfile:
+            pidfile.acquire()
+            pidfile.write()  # after daemonize: the pid of the process that holds the lock
+        if args.user:
+            drop_privileges(args.user)
+        balancer, region, balancer_id, master = _start(args, conf, session)
         log.info(
             "Balancer %s: region %s, %s, polling %s every %s s%s",
             balancer_id,
             region,
             "master on EC2" if master.on_ec2 else "master outside EC2",
-            conf.master.server_status_url,
+            masked_url(conf.master.server_status_url),
             conf.master.poll_interval * 60,
             " (dry run: nothing will be changed)" if args.dry_run else "",
         )
@@ -331,17 +457,51 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             return new
 
         on_report = _print_report if args.dry_run else None
+        if startup:
+            startup.ready()
         return _daemon.run(balancer, signals=signals, notifier=notifier, reload_conf=reload_conf, on_report=on_report)
-    except EC2Error as exc:
-        log.error("%s", exc)
+    except (StartupError, EC2Error) as exc:
+        if startup:
+            startup.failed(str(exc))
+            log.error("Cannot start: %s", exc)
+        else:
+            if args.logfile:
+                log.error("Cannot start: %s", exc)
+            print(f"gbrowse_aws_balancer: {exc}", file=sys.stderr)
         return EX_FAIL
-    except Exception:  # pylint: disable=broad-exception-caught
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         # Once daemonized stderr is /dev/null: an unexpected error must reach the log.
         log.critical("Unexpected error; the balancer stops", exc_info=True)
+        if startup:
+            startup.failed(f"unexpected error during start-up: {exc} (details in the log)")
         return EX_FAIL
     finally:
         if pidfile:
             pidfile.release()
+
+
+def _start(args: argparse.Namespace, conf: BalancerConf, session: t.Any) -> tuple[t.Any, str, str, t.Any]:
+    """The balancer object, its region, its id and the master: start-up's AWS-facing part."""
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, make_client, resolved_region
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import discover_master
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import LoadMeter
+
+    hostname = socket.gethostname()
+    master = discover_master(conf, InstanceMetadata())
+    region = resolved_region(master.region, os.environ, session)
+    balancer_id = conf.resolved_balancer_id(hostname)
+    client = make_client(region, **credentials(args, os.environ))
+    balancer = _daemon.Balancer(
+        conf,
+        ec2=EC2(client, balancer_id),
+        meter=LoadMeter(conf.master.server_status_url, timeout=conf.master.status_timeout),
+        master=master,
+        dry_run=args.dry_run,
+        ssh_key=args.ssh_key,
+    )
+    return balancer, region, balancer_id, master
 
 
 def _print_report(report: t.Any) -> None:

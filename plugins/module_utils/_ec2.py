@@ -34,11 +34,13 @@ import collections
 import contextlib
 import ipaddress
 import json
+import os
 import posixpath
 import re
 import shlex
 import string
 import typing as t
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 
@@ -286,6 +288,61 @@ def _image_root_ebs(image: Image) -> dict[str, t.Any]:
         if mapping.get("DeviceName") == image.root_device_name and "Ebs" in mapping:
             return dict(mapping["Ebs"])
     return {}
+
+
+#: The region when nothing names one (conf, instance metadata, environment, AWS config).
+DEFAULT_REGION = "us-east-1"
+
+#: Endpoint variables botocore reads itself; checked first so that a typo is one clear line.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
+
+
+def check_endpoint_url(url: str, name: str = "endpoint_url") -> str:
+    """``url`` when it is an http(s) URL with a host; EC2Error naming ``name`` otherwise."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _port = parts.port  # ValueError when out of range
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise EC2Error(f"{name}: {url!r} is not an http:// or https:// URL with a host", code="InvalidEndpoint")
+    return url
+
+
+def aws_session(environ: t.Mapping[str, str] | None = None, profile: str | None = None) -> t.Any:
+    """boto3's Session as every AWS tool builds it (AWS_PROFILE, AWS_CONFIG_FILE, ~/.aws/config), checked.
+
+    A missing profile, an unparsable config file or a malformed endpoint
+    variable raises EC2Error with one line, before any AWS request.
+    """
+    if not HAS_BOTO3:
+        raise EC2Error("boto3 is required for EC2 (pip install boto3)", code="MissingBoto3")
+    environ = os.environ if environ is None else environ
+    for name in ENDPOINT_VARIABLES:
+        if environ.get(name):
+            check_endpoint_url(environ[name], name)
+    try:
+        session = boto3.session.Session(profile_name=profile)
+        session.region_name  # pylint: disable=pointless-statement  # parses the config file now
+        session._session.full_config  # pylint: disable=protected-access,pointless-statement
+    except BotoCoreError as exc:  # ProfileNotFound, ConfigParseError, ...
+        raise EC2Error(f"AWS configuration: {exc}", code=type(exc).__name__) from None
+    return session
+
+
+def resolved_region(
+    preferred: str | None = None, environ: t.Mapping[str, str] | None = None, session: t.Any = None
+) -> str:
+    """The region to work in: ``preferred`` (the conf's, else the instance's), else AWS_REGION, else the
+    AWS config's as boto3 resolves it (AWS_DEFAULT_REGION, the profile's ``region``), else us-east-1."""
+    environ = os.environ if environ is None else environ
+    if preferred:
+        return preferred
+    if environ.get("AWS_REGION"):
+        return environ["AWS_REGION"]
+    session = session or aws_session(environ)
+    return session.region_name or DEFAULT_REGION
 
 
 def make_client(
