@@ -131,7 +131,7 @@ class _Invalid(Exception):
 
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,64}", re.ASCII)
 
 
 def _number(text: str) -> float:
@@ -460,6 +460,7 @@ class _Parser:
         self.last: tuple[float, int] | None = None  # (threshold, line) of the last row in ascending order
         self.values: dict[str, dict[str, object]] = {MASTER: {}, SLAVE: {}}  # field -> value
         self.seen: dict[str, dict[str, int]] = {MASTER: {}, SLAVE: {}}  # key -> first line
+        self.binary = False  # a line with control characters: sections may be hidden in it
 
     def error(self, line: int, message: str) -> None:
         self.errors.append(f"{self.path}:{line}: {message}")
@@ -471,12 +472,14 @@ class _Parser:
             control = _CONTROL.search(line.text)
             if control:
                 self.error(line.number, f"control character U+{ord(control.group()):04X} (only text, tabs and line ends)")
+                self.binary = True
                 continue
             if line.kind in ("blank", "comment"):
                 continue
             if line.kind == "header":
                 if line.malformed:
                     self.error(line.number, f"malformed section header {line.body!r} (missing ']')")
+                    current = ""  # its lines are not checked against the section before it
                     continue
                 current = self.header(line)
             elif current is None:
@@ -580,11 +583,13 @@ class _Parser:
             self.error(line.number, f"{name}: {exc}")
 
     def finish(self) -> BalancerConf:
-        if LOAD_TABLE not in self.headers:
+        if self.binary:
+            pass  # "missing section" would only repeat the control-character error (old Mac CR line ends, say)
+        elif LOAD_TABLE not in self.headers:
             self.errors.append(f"{self.path}: missing [LOAD TABLE] section")
         elif not self.row_lines:
             self.error(self.headers[LOAD_TABLE], "[LOAD TABLE] has no rows (expected 'requests/sec min max' lines)")
-        if SLAVE not in self.headers:
+        if SLAVE not in self.headers and not self.binary:
             self.errors.append(f"{self.path}: missing [SLAVE] section")
         slave = self.values[SLAVE]
         zone, region = slave.get("availability_zone"), slave.get("region")

@@ -26,6 +26,7 @@ options:
     description:
       - The load in requests per second, for example the RV(gmod.gbrowse_aws.mod_status_info#module:rate) of
         M(gmod.gbrowse_aws.mod_status_info).
+      - A finite number, 0 or more; V(nan), V(inf) and negative loads are refused.
     type: float
     required: true
   conf:
@@ -38,7 +39,7 @@ options:
   table:
     description:
       - The load table inline, rows in ascending order of O(table[].threshold), checked as the balancer checks the
-        file's.
+        file's (thresholds from 0 to 1e9 requests per second, min and max from 0 to 1000 slaves, at most 100 rows).
     type: list
     elements: dict
     suboptions:
@@ -66,13 +67,14 @@ options:
       - V(ready), whether a V(running) slave answered the readiness check (default false).
       - V(launched), the launch time in seconds since the epoch (default 0); among slaves in one state the newest
         are removed first.
-      - Mutually exclusive with O(counts).
+      - At most 3000 slaves. Mutually exclusive with O(counts).
     type: list
     elements: dict
   counts:
     description:
       - The current fleet as numbers of slaves in each state, for the plan. The plan then names slaves
         C(pending-1), C(booting-1), C(ready-1) and so on.
+      - Each number is from 0 to 1000.
       - Mutually exclusive with O(fleet).
     type: dict
     suboptions:
@@ -90,8 +92,8 @@ options:
         default: 0
   max_launch:
     description:
-      - The most slaves the plan launches at once (the daemon's C(max_launch_per_poll)). Default from O(conf), else no
-        limit.
+      - The most slaves the plan launches at once (the daemon's C(max_launch_per_poll)), from 0 to 1000. Default from
+        O(conf), else no limit.
     type: int
 seealso:
   - module: gmod.gbrowse_aws.mod_status_info
@@ -183,12 +185,13 @@ plan:
       sample: true
 """
 
+import math
 import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf, parse_conf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import MAX_SLAVES, ConfError, load_conf, parse_conf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
     LoadRow,
     Slave,
@@ -239,6 +242,8 @@ def _slaves(module, fleet):
         try:
             launched = float(item.get("launched") or 0)
         except (TypeError, ValueError):
+            launched = math.nan
+        if not math.isfinite(launched):
             module.fail_json(msg=f"{where}.launched: {item.get('launched')!r} is not a number")
         state = _EC2_STATES.get(state, state)
         if state == "running":
@@ -277,10 +282,16 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["max_launch"] is not None and p["max_launch"] < 0:
-        module.fail_json(msg=f"max_launch: must be 0 or more, not {p['max_launch']}")
-    if p["counts"] and any(n < 0 for n in p["counts"].values()):
-        module.fail_json(msg="counts: the numbers of slaves must be 0 or more")
+    # The bounds are the conf's (MAX_SLAVES): a plan never names more slaves than a load table allows.
+    if not math.isfinite(p["load"]) or p["load"] < 0:
+        module.fail_json(msg=f"load: must be a number of requests per second, 0 or more, not {p['load']!r}")
+    if p["max_launch"] is not None and not 0 <= p["max_launch"] <= MAX_SLAVES:
+        module.fail_json(msg=f"max_launch: must be from 0 to {MAX_SLAVES}, not {p['max_launch']}")
+    for state, number in (p["counts"] or {}).items():
+        if not 0 <= number <= MAX_SLAVES:
+            module.fail_json(msg=f"counts.{state}: must be from 0 to {MAX_SLAVES} slaves, not {number}")
+    if p["fleet"] is not None and len(p["fleet"]) > 3 * MAX_SLAVES:
+        module.fail_json(msg=f"fleet: at most {3 * MAX_SLAVES} slaves, not {len(p['fleet'])}")
     max_launch = p["max_launch"]
     if p["conf"] is not None:
         try:

@@ -254,7 +254,7 @@ SLAVE_HEAD = "[LOAD TABLE]\n1 0 1\n[SLAVE]\n"
         ("[LOAD TABLE]\n0.5 zero 1\n[SLAVE]\n", ["2: load table min: 'zero' is not a number"]),
         (
             "[LOAD TABLE]\n0.5 0 " + "9" * 30 + "\n[SLAVE]\n",
-            ["2: load table max: '" + "9" * 30 + "' is not a whole number"],
+            ["2: load table max: '" + "9" * 30 + "' must be from 0 to 1000"],
         ),
         ("[LOAD TABLE]\n0.5 3 2\n[SLAVE]\n", ["2: load table min 3 is greater than max 2"]),
         (
