@@ -53,6 +53,9 @@ options:
       - The value of O(option) for O(state=present). A list is written as its items separated by spaces
         (V(data_snapshots), V(ports), V(instance_type)).
       - An empty string writes C(key =), which the balancer reads as "unset" (the default applies).
+      - Numbers are checked against the balancer's documented bounds (for example V(poll_interval) 0.01 to 1440
+        minutes, V(spot_bid) 0.001 to 1000 USD/hour; the table in C(docs/balancer.md)); V(nan), V(inf) and control
+        characters are refused, with the C(FILE:LINE) the value would have.
       - Required with O(option) and O(state=present).
     type: raw
   comment:
@@ -78,20 +81,20 @@ options:
         O(load_table[].threshold).
       - From O(load_table[].threshold) requests per second on, the balancer keeps between O(load_table[].min) and
         O(load_table[].max) slaves (up to the next row's threshold).
-      - Only with O(state=present).
+      - Only with O(state=present). At most 100 rows.
     type: list
     elements: dict
     suboptions:
       threshold:
-        description: Requests per second at which this row starts.
+        description: Requests per second at which this row starts, from 0 to 1e9.
         type: float
         required: true
       min:
-        description: Fewest slaves to run.
+        description: Fewest slaves to run, from 0 to 1000.
         type: int
         required: true
       max:
-        description: Most slaves to run.
+        description: Most slaves to run, from 0 to 1000.
         type: int
         required: true
   state:

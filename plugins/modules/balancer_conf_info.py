@@ -67,7 +67,9 @@ hostname:
   type: str
   sample: gbrowse
 master:
-  description: The C([MASTER]) settings in effect, defaults filled in; unset optional keys are V(null).
+  description:
+    - The C([MASTER]) settings in effect, defaults filled in; unset optional keys are V(null).
+    - A password in V(server_status_url) is shown as C(***) (C(http://user:***@host/server-status)).
   returned: success
   type: dict
   sample:

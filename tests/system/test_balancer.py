@@ -11,6 +11,7 @@ req/s 1-2 slaves, from 100 req/s 3-4. Polls every 1.8 s, ready_timeout 30 s.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -304,6 +305,23 @@ def test_sighup_reloads_and_a_broken_conf_keeps_the_old_one(world):
         load_until(bal, lambda s: s["min"] == 1)
         assert any(line == "RELOADING=1" for dummy, line in bal.messages)
         assert bal.terminate() == 0
+
+
+def test_sighup_when_the_conf_became_a_fifo_keeps_the_old_one_and_sigterm_still_works(world):
+    """A FIFO with no writer would block open(): the reload refuses it at once and the daemon stays responsive."""
+    conf = world.conf(table=((0.0, 0, 0),))
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        bal.next_status()
+        conf.unlink()
+        os.mkfifo(conf)
+        bal.signal(signal.SIGHUP)
+        status = parse_status(bal.next_status())
+        assert (status["min"], status["max"]) == (0, 0)
+        assert f"{conf}: not a regular file (a FIFO)" in bal.log_tail()
+        assert "keeping the running configuration" in bal.log_tail()
+        assert bal.terminate() == 0
+        assert "Normal termination" in bal.log_tail()
 
 
 def test_check_config(world, tmp_path):

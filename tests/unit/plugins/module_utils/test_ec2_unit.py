@@ -612,3 +612,64 @@ def test_iam_policy_allows_exactly_what_the_adapter_calls(client: t.Any) -> None
         actions = statement["Action"]
         allowed |= {actions} if isinstance(actions, str) else set(actions)
     assert allowed == called
+
+
+# --------------------------------------------------------------------------
+# region and AWS configuration, as boto3 resolves them
+
+
+@pytest.fixture
+def aws_files(tmp_path, monkeypatch):
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = ap-south-1\n[profile lab]\nregion = eu-west-3\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    return config
+
+
+@pytest.mark.parametrize(
+    "preferred, env, expected",
+    [
+        ("us-west-2", {"AWS_REGION": "eu-north-1", "AWS_PROFILE": "lab"}, "us-west-2"),  # the conf's wins
+        (None, {}, "ap-south-1"),  # ~/.aws/config's default profile
+        (None, {"AWS_PROFILE": "lab"}, "eu-west-3"),  # the profile's
+        (None, {"AWS_PROFILE": "lab", "AWS_DEFAULT_REGION": "ca-central-1"}, "ca-central-1"),
+        (None, {"AWS_PROFILE": "lab", "AWS_REGION": "eu-north-1"}, "eu-north-1"),
+    ],
+)
+def test_resolved_region(aws_files, monkeypatch, preferred, env, expected):
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import resolved_region
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert resolved_region(preferred) == expected
+
+
+def test_resolved_region_without_any_config(aws_files, monkeypatch):
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import resolved_region
+
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(aws_files.parent / "missing"))
+    assert resolved_region(None) == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    "env, config, message",
+    [
+        ({"AWS_PROFILE": "nope"}, None, "AWS configuration: The config profile (nope) could not be found"),
+        ({}, "[default\nregion = x\n", "AWS configuration: Unable to parse config file:"),
+        ({"AWS_ENDPOINT_URL": "notaurl"}, None, "AWS_ENDPOINT_URL: 'notaurl' is not an http:// or https:// URL"),
+        ({"AWS_ENDPOINT_URL_EC2": "http://:80"}, None, "AWS_ENDPOINT_URL_EC2: 'http://:80' is not an http"),
+    ],
+)
+def test_aws_configuration_mistakes_are_one_line(aws_files, monkeypatch, env, config, message):
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import resolved_region
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if config is not None:
+        aws_files.write_text(config)
+    with pytest.raises(EC2Error) as raised:
+        resolved_region(None)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)

@@ -859,3 +859,21 @@ def test_fetch_https_validate_certs(tls_server: Server) -> None:
         fetch_status(url, timeout=5)
     assert str(info.value).startswith(url + "?auto: TLS certificate not trusted")
     assert fetch_status(url, timeout=5, validate_certs=False).total_accesses == 23403
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("http://user:secret@host/server-status", "http://user:***@host/server-status"),
+        ("https://user:s3cr:et@host:8443/server-status?auto", "https://user:***@host:8443/server-status?auto"),
+        ("http://:secret@host/", "http://:***@host/"),
+        ("http://user@host/server-status", "http://user@host/server-status"),  # no password: nothing to hide
+        ("http://localhost/a@b:c", "http://localhost/a@b:c"),  # '@' in the path is not user info
+        ("notaurl", "notaurl"),
+    ],
+)
+def test_masked_url(url, shown):
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import mask_urls, masked_url
+
+    assert masked_url(url) == shown
+    assert mask_urls(f"server_status_url = {url} # note") == f"server_status_url = {shown} # note"
