@@ -296,7 +296,7 @@ for check in (True, False):
 
     @case(f"file-fifo-{mode}")
     def _fifo(ctx: Ctx, check: bool = check) -> tuple[str, t.Any, str]:
-        args = _special_conf(ctx, lambda p: os.mkfifo(p), check)
+        args = _special_conf(ctx, os.mkfifo, check)
         return "cli", args, f"{ctx.work}/special.conf: not a regular file (a FIFO)"
 
     @case(f"file-dev-zero-{mode}")
@@ -482,9 +482,9 @@ def _kill_fifo(ctx: Ctx):
 # --- the environment ---------------------------------------------------------------------------------------
 
 
-def _env_case(name: str, fragment: str, files: t.Mapping[str, bytes] = {}, **env: str) -> None:
+def _env_case(name: str, fragment: str, files: t.Mapping[str, bytes] | None = None, **env: str) -> None:
     def build(ctx: Ctx):
-        for file_name, data in files.items():
+        for file_name, data in (files or {}).items():
             (ctx.work / file_name).write_bytes(data)
         for key, value in env.items():
             ctx.env[key] = value.replace("{work}", str(ctx.work))
