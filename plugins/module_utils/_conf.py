@@ -151,24 +151,15 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def _between(low: float, high: float, unit: str = "") -> t.Callable[[str], float]:
-    """A number from ``low`` to ``high`` (both included); ``unit`` for the message."""
+def _between(low: float, high: float, unit: str = "", *, whole: bool = False) -> t.Callable[[str], t.Any]:
+    """A number (a whole number with ``whole``) from ``low`` to ``high``, both included; ``unit`` for the message."""
     unit = f" {unit}" if unit else ""
+    parse = _integer if whole else _number
 
     def convert(text: str) -> float:
-        value = _number(text)
+        value = parse(text)
         if not low <= value <= high:
             raise _Invalid(f"{text!r} must be from {low:g} to {high:g}{unit}")
-        return value
-
-    return convert
-
-
-def _whole_between(low: int, high: int) -> t.Callable[[str], int]:
-    def convert(text: str) -> int:
-        value = _integer(text)
-        if not low <= value <= high:
-            raise _Invalid(f"{text!r} must be from {low} to {high}")
         return value
 
     return convert
@@ -312,7 +303,7 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("on_exit", "on_exit", _choice("terminate", "keep")),
         _Key("load_signal", "load_signal", _choice("rate", "reqpersec", "busy_workers")),
         _Key("scale_in_delay", "scale_in_delay", _between(0, 1440, "minutes")),
-        _Key("max_launch_per_poll", "max_launch_per_poll", _whole_between(1, MAX_SLAVES)),
+        _Key("max_launch_per_poll", "max_launch_per_poll", _between(1, MAX_SLAVES, whole=True)),
         _Key("status_timeout", "status_timeout", _between(0.1, 300, "seconds")),
     ),
     SLAVE: (
@@ -613,7 +604,7 @@ def _zone_in_region(zone: str, region: str) -> bool:
     return zone[:-1] == region or zone.startswith(region + "-")
 
 
-_count = _whole_between(0, MAX_SLAVES)
+_count = _between(0, MAX_SLAVES, whole=True)
 
 
 def _unknown_key(section: str, name: str) -> str:
