@@ -230,6 +230,7 @@ class Balancer:
         master: Master,
         dry_run: bool = False,
         ssh_key: str | None = None,
+        databases: str | None = None,
         clock: t.Callable[[], float] = time.time,
         check: t.Callable[..., dict[str, bool]] = check_slaves,
         reload: t.Callable[[str], None] | None = None,
@@ -240,6 +241,7 @@ class Balancer:
         self.master = master
         self.dry_run = dry_run
         self.ssh_key = ssh_key
+        self.databases = databases  # the master's GBrowse databases: the slaves' user data puts the synced ones there
         self.clock = clock
         self.fleet = FleetView(ec2, conf, master, readiness=Readiness(check=check))
         self.reload_apache = reload or run_reload_command
@@ -350,7 +352,7 @@ class Balancer:
     def launch_spec(self) -> LaunchSpec:
         """Built once (and after SIGHUP): image lookup, security group, subnet."""
         if self._spec is None:
-            self._spec = build_launch_spec(self.conf, self.ec2, self.master, self.ssh_key)
+            self._spec = build_launch_spec(self.conf, self.ec2, self.master, self.ssh_key, self.databases)
         return self._spec
 
     def _launch(self, count: int, errors: list[str]) -> list[str]:

@@ -208,8 +208,13 @@ class FleetView:
         ]
 
 
-def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str | None) -> LaunchSpec:
-    """Everything CreateFleet needs, resolved once: image, network, security group."""
+def build_launch_spec(
+    conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str | None, databases: str | None = None
+) -> LaunchSpec:
+    """Everything CreateFleet needs, resolved once: image, network, security group.
+
+    ``databases``: the master's GBrowse databases directory, for the slaves' user data.
+    """
     slave = conf.slave
     image_ref = slave.image_id or (master.image_id if master.on_ec2 else None)
     if not image_ref:
@@ -244,6 +249,7 @@ def build_launch_spec(conf: BalancerConf, ec2: EC2, master: Master, ssh_key: str
         security_group_ids=groups,
         key_name=ssh_key,
         data_snapshots=slave.data_snapshots,
+        databases=databases,
     )
 
 

@@ -15,6 +15,8 @@ missing, the call fails on loopback instead of going anywhere.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime
 import re
 import subprocess
@@ -164,6 +166,13 @@ def test_the_user_data_passes_shellcheck(tmp_path: t.Any, databases: str | None)
     script.write_text(default_user_data((8101, 8102), databases))
     result = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_launch_template_carries_the_masters_databases_in_the_user_data(ec2: EC2) -> None:
+    spec = dataclasses.replace(SPEC, databases="/var/lib/gbrowse/databases")
+    user_data = base64.b64decode(ec2.template_data(spec, IMAGE)["UserData"]).decode()
+    assert user_data == default_user_data(SPEC.ports, "/var/lib/gbrowse/databases")
+    assert "mount --bind /srv/gbrowse-data/databases /var/lib/gbrowse/databases" in user_data
 
 
 @pytest.mark.parametrize("bad", ["relative/db", "/", "/a\nb"])
