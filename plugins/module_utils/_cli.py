@@ -143,7 +143,7 @@ class PidFile:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         except OSError as exc:
-            raise StartupError(f"--pidfile {self.path}: {exc.strerror}") from None
+            raise StartupError(f"--pidfile {self.path}: {_open_error(exc)}") from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise StartupError(f"--pidfile {self.path}: not a regular file")
@@ -197,7 +197,7 @@ def kill_daemon(pidfile: str | None, wait: float = 900.0) -> int:
         print(f"gbrowse_aws_balancer: no pid file {pidfile}; is the daemon running?", file=sys.stderr)
         return EX_FAIL
     except OSError as exc:
-        print(f"gbrowse_aws_balancer: --pidfile {pidfile}: {exc.strerror}", file=sys.stderr)
+        print(f"gbrowse_aws_balancer: --pidfile {pidfile}: {_open_error(exc)}", file=sys.stderr)
         return EX_USAGE
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -238,6 +238,11 @@ def kill_daemon(pidfile: str | None, wait: float = 900.0) -> int:
         return EX_FAIL
     finally:
         os.close(fd)
+
+
+def _open_error(exc: OSError) -> str:
+    # O_NOFOLLOW: root never writes through a link someone put where the pid file goes.
+    return "a symbolic link (give the real path)" if exc.errno == errno.ELOOP else str(exc.strerror)
 
 
 def _try_lock(fd: int) -> bool:

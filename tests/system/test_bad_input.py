@@ -375,6 +375,20 @@ def _pid_fifo(ctx: Ctx):
     return "cli", _good_args(ctx, "--pidfile", str(ctx.work / "pid.fifo")), f"--pidfile {ctx.work}/pid.fifo: not a regular file"
 
 
+@case("option--pidfile-a-symlink")
+def _pid_symlink(ctx: Ctx):
+    (ctx.work / "real.pid").write_text("")
+    (ctx.work / "link.pid").symlink_to(ctx.work / "real.pid")
+    return "cli", _good_args(ctx, "--pidfile", str(ctx.work / "link.pid")), f"--pidfile {ctx.work}/link.pid: a symbolic link"
+
+
+@case("kill-pidfile-symlink-loop")
+def _kill_loop(ctx: Ctx):
+    (ctx.work / "a.pid").symlink_to(ctx.work / "b.pid")
+    (ctx.work / "b.pid").symlink_to(ctx.work / "a.pid")
+    return "cli", ["--kill", "--pidfile", str(ctx.work / "a.pid")], f"--pidfile {ctx.work}/a.pid: a symbolic link"
+
+
 @case("option--verbosity-9")
 def _verbosity(ctx: Ctx):
     return "cli", _good_args(ctx, "--verbosity", "9"), "argument --verbosity: invalid choice: 9"
