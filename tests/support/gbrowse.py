@@ -233,12 +233,30 @@ class GBrowseMaster:
     def error_log(self, tail: int = 40) -> str:
         return self.apache.error_log(tail) if self.apache else ""
 
+    def _processes(self) -> list[int]:
+        """GBrowse processes of this master still alive: ones GBrowse forked outlive Apache."""
+        if self.dir is None:
+            return []
+        marker = f"GBROWSE_CONF={self.conf_dir}".encode()
+        found = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            with contextlib.suppress(OSError):
+                if marker in environ.read_bytes().split(b"\0"):
+                    found.append(int(environ.parent.name))
+        return found
+
     def stop(self) -> None:
         try:
             if self.apache is not None:
                 self.apache.stop()
                 self.apache = None
         finally:
+            for pid in self._processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while self._processes() and time.monotonic() < deadline:
+                time.sleep(0.1)
             if self.dir is not None:
                 shutil.rmtree(self.dir, ignore_errors=True)
                 self.dir = None
