@@ -30,9 +30,19 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import (
     load_conf,
     summary,
 )
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import (
+    KNOWN_CONF_DIRS,
+    GBrowseLayout,
+    find_layout,
+    renderfarm_problems,
+    writable_directory,
+)
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
-DEFAULT_CONF = "/etc/gbrowse2/aws_balancer.conf"
+DEFAULT_CONF_HELP = (
+    "aws_balancer.conf in GBrowse's configuration directory: $GBROWSE_CONF, else GBrowse::ConfigData's conf, "
+    f"else the first of {', '.join(KNOWN_CONF_DIRS)} that exists"
+)
 
 EX_OK = 0
 EX_FAIL = 1
@@ -79,9 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "EC2_ACCESS_KEY/EC2_SECRET_KEY, or a prompt on a terminal. Options may be abbreviated.",
         allow_abbrev=True,
     )
-    p.add_argument(
-        "--conf", default=DEFAULT_CONF, metavar="FILE", help=f"balancer configuration (default {DEFAULT_CONF})"
-    )
+    p.add_argument("--conf", metavar="FILE", help=f"balancer configuration (default: {DEFAULT_CONF_HELP})")
     p.add_argument("--access_key", metavar="KEY", help="EC2 access key (visible to other users in ps: avoid)")
     p.add_argument("--secret_key", metavar="KEY", help="EC2 secret key (visible to other users in ps: avoid)")
     p.add_argument("--pidfile", metavar="FILE", help="file holding the daemon's process ID (locked while it runs)")
@@ -110,14 +118,39 @@ def _print_errors(exc: ConfError) -> None:
         print(line, file=sys.stderr)
 
 
-def check_config(path: str) -> int:
+def check_config(path: str, gbrowse: GBrowseLayout, conf_from: str | None = None) -> int:
+    """Validate, print the settings in effect and where the paths came from, warn about what GBrowse won't see."""
     try:
         conf = load_conf(path)
     except ConfError as exc:
         _print_errors(exc)
         return EX_CONFIG
-    print(summary(conf, socket.gethostname()))
+    print(summary(conf, socket.gethostname(), gbrowse))
+    print("")
+    print("[GBrowse on this host]")
+    print(f"  --conf            = {path}  ({conf_from or 'given'})")
+    print(f"  configuration     = {gbrowse.conf_dir}  (from {gbrowse.conf_dir_from})")
+    print(f"  databases         = {gbrowse.databases}  (from {gbrowse.databases_from})")
+    for problem in renderfarm_problems(conf.resolved_renderfarm_conf(gbrowse.conf_dir), gbrowse):
+        print(f"warning: {problem}", file=sys.stderr)
     return EX_OK
+
+
+def conf_path(args: argparse.Namespace, gbrowse: GBrowseLayout) -> tuple[str, str | None]:
+    """``--conf``, or the default and where it came from."""
+    if args.conf:
+        return args.conf, None
+    return gbrowse.balancer_conf, f"default: GBrowse's configuration directory, from {gbrowse.conf_dir_from}"
+
+
+def publish_problem(conf: BalancerConf, gbrowse: GBrowseLayout) -> str | None:
+    """Why the balancer could not write renderfarm.conf at all (then it must not start), or None."""
+    path = conf.resolved_renderfarm_conf(gbrowse.conf_dir)
+    problem = writable_directory(path)
+    if problem is None:
+        return None
+    where = "" if conf.master.renderfarm_conf else f" (GBrowse's configuration directory, from {gbrowse.conf_dir_from})"
+    return f"renderfarm_conf {path}{where}: {problem}; the balancer cannot publish its render farm and does not start"
 
 
 # --------------------------------------------------------------------------
@@ -395,8 +428,10 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
     if args.kill:
         return kill_daemon(args.pidfile)
+    gbrowse = find_layout()
+    args.conf, conf_from = conf_path(args, gbrowse)
     if args.check_config:
-        return check_config(args.conf)
+        return check_config(args.conf, gbrowse, conf_from)
 
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2Error, aws_session
@@ -436,7 +471,16 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             pidfile.write()  # after daemonize: the pid of the process that holds the lock
         if args.user:
             drop_privileges(args.user)
-        balancer, region, balancer_id, master = _start(args, conf, session)
+        # As the user the balancer runs as: a farm it cannot publish would only spend.
+        problem = None if args.dry_run else publish_problem(conf, gbrowse)
+        if problem:
+            log.error("%s", problem)
+            if startup:
+                startup.failed(problem)
+            elif args.logfile:
+                print(f"gbrowse_aws_balancer: {problem}", file=sys.stderr)
+            return EX_CONFIG
+        balancer, region, balancer_id, master = _start(args, conf, session, gbrowse.conf_dir)
         log.info(
             "Balancer %s: region %s, %s, polling %s every %s s%s",
             balancer_id,
@@ -485,7 +529,9 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             pidfile.release()
 
 
-def _start(args: argparse.Namespace, conf: BalancerConf, session: t.Any) -> tuple[t.Any, str, str, t.Any]:
+def _start(
+    args: argparse.Namespace, conf: BalancerConf, session: t.Any, gbrowse_conf_dir: str
+) -> tuple[t.Any, str, str, t.Any]:
     """The balancer object, its region, its id and the master: start-up's AWS-facing part."""
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, make_client, resolved_region
@@ -505,6 +551,7 @@ def _start(args: argparse.Namespace, conf: BalancerConf, session: t.Any) -> tupl
         master=master,
         dry_run=args.dry_run,
         ssh_key=args.ssh_key,
+        gbrowse_conf_dir=gbrowse_conf_dir,
     )
     return balancer, region, balancer_id, master
 

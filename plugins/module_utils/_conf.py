@@ -30,6 +30,9 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import wr
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
+if t.TYPE_CHECKING:  # _gbrowse_layout reads GBrowse.conf with _renderfarm, which imports this module
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import GBrowseLayout
+
 LOAD_TABLE = "LOAD TABLE"
 MASTER = "MASTER"
 SLAVE = "SLAVE"
@@ -68,8 +71,8 @@ class MasterConf:
     poll_interval: float = 0.5  # minutes
     server_status_url: str = "http://localhost/server-status"
     balancer_id: str | None = None  # None: default_balancer_id()
-    renderfarm_conf: str = "/etc/gbrowse2/renderfarm.conf"
-    reload_command: str = "apache2ctl graceful"
+    renderfarm_conf: str | None = None  # None: renderfarm.conf in GBrowse's configuration directory
+    reload_command: str = "apache2ctl graceful"  # "" (set empty): no reload, for CGI-only masters
     on_exit: str = "terminate"
     load_signal: str = "rate"
     scale_in_delay: float = 0.0  # minutes; 0 = off
@@ -92,6 +95,7 @@ class SlaveConf:
     security_group: str | None = None
     address: str = "auto"
     ready_timeout: float = 5.0  # minutes
+    ready_misses: int = 3  # consecutive slow readiness checks before a ready slave leaves the farm
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,10 @@ class BalancerConf:
     def resolved_balancer_id(self, hostname: str) -> str:
         """The configured ``balancer_id``, or the one derived from the host name and this file's path."""
         return self.master.balancer_id or default_balancer_id(hostname, self.path)
+
+    def resolved_renderfarm_conf(self, gbrowse_conf_dir: str) -> str:
+        """The configured ``renderfarm_conf``, or renderfarm.conf in GBrowse's configuration directory."""
+        return self.master.renderfarm_conf or posixpath.join(gbrowse_conf_dir, "renderfarm.conf")
 
 
 _BALANCER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -290,6 +298,7 @@ class _Key:
     name: str
     field: str
     convert: t.Callable[[str], object]
+    empty: object = None  # what an empty value sets; None: the key is unset (its default applies)
 
 
 _KEYS: dict[str, tuple[_Key, ...]] = {
@@ -299,7 +308,7 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("server_status_url", "server_status_url", _url),
         _Key("balancer_id", "balancer_id", _balancer_id),
         _Key("renderfarm_conf", "renderfarm_conf", _absolute_path),
-        _Key("reload_command", "reload_command", _text),
+        _Key("reload_command", "reload_command", _text, empty=""),
         _Key("on_exit", "on_exit", _choice("terminate", "keep")),
         _Key("load_signal", "load_signal", _choice("rate", "reqpersec", "busy_workers")),
         _Key("scale_in_delay", "scale_in_delay", _between(0, 1440, "minutes")),
@@ -324,6 +333,8 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("security_group", "security_group", _security_group),
         _Key("address", "address", _choice("auto", "private", "public")),
         _Key("ready_timeout", "ready_timeout", _between(0.01, 1440, "minutes")),
+        # At most a count that keeps a hung slave in the farm for minutes, not hours.
+        _Key("ready_misses", "ready_misses", _between(1, 20, whole=True)),
     ),
 }
 
@@ -567,7 +578,9 @@ class _Parser:
         self.seen[section][name] = line.number
         value = line.value
         if not value:
-            return  # unset: the default applies
+            if key.empty is not None:
+                self.values[section][key.field] = key.empty
+            return  # otherwise unset: the default applies
         try:
             self.values[section][key.field] = key.convert(value)
         except _Invalid as exc:
@@ -691,8 +704,12 @@ def _decode(data: bytes, path: str) -> str:
 # Showing
 
 
-def summary(conf: BalancerConf, hostname: str) -> str:
-    """What ``--check-config`` prints: the load table and every setting in effect, defaults marked."""
+def summary(conf: BalancerConf, hostname: str, gbrowse: GBrowseLayout | None = None) -> str:
+    """What ``--check-config`` prints: the load table and every setting in effect, defaults marked.
+
+    With ``gbrowse`` (GBrowse's layout on this host) an unset ``renderfarm_conf``
+    shows the file it stands for and where that came from.
+    """
     out = [f"{conf.path}: OK", "", "[LOAD TABLE]  (requests/sec -> min..max slaves; below the first row: none)"]
     out.append(f"  {'req/s':>8}  {'min':>4}  {'max':>4}")
     for row in conf.table:
@@ -712,6 +729,11 @@ def summary(conf: BalancerConf, hostname: str) -> str:
             if key.name == "balancer_id" and value is None:
                 shown = conf.resolved_balancer_id(hostname)
                 notes = ["derived from the host name and the conf path"]
+            if key.name == "renderfarm_conf" and value is None and gbrowse is not None:
+                shown = conf.resolved_renderfarm_conf(gbrowse.conf_dir)
+                notes = [f"GBrowse's configuration directory, from {gbrowse.conf_dir_from}"]
+            if key.name == "reload_command" and not value:
+                shown = "(none: GBrowse must re-read renderfarm.conf itself, as CGI GBrowse does)"
             if value is not None and key.name in _UNITS:
                 shown = f"{shown} {_UNITS[key.name]}"
             note = f"  ({'; '.join(notes)})" if notes else ""
@@ -725,6 +747,7 @@ _UNITS = {
     "status_timeout": "seconds",
     "spot_bid": "USD/hour",
     "ready_timeout": "minutes",
+    "ready_misses": "slow readiness checks in a row",
 }
 
 

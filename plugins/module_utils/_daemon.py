@@ -19,6 +19,7 @@ from __future__ import annotations
 # pylint: disable=ansible-bad-function
 
 import collections
+import dataclasses
 import logging
 import os
 import select
@@ -47,7 +48,8 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     build_launch_spec,
     teardown,
 )
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import check_slaves
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import KNOWN_CONF_DIRS
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import write_renderfarm
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
 
@@ -183,6 +185,7 @@ class PollReport:
     launched: list[str]
     errors: list[str]
     dry_run: bool
+    publish_error: str | None = None  # set while the render farm cannot be published: the fleet is held
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
@@ -205,17 +208,21 @@ class PollReport:
             "launched": self.launched,
             "errors": self.errors,
             "dry_run": self.dry_run,
+            "publish_error": self.publish_error,
         }
 
     def status_line(self) -> str:
         load = "n/a" if self.load is None else f"{self.load:.2f}"
         lifetime = "n/a" if self.req_per_sec is None else f"{self.req_per_sec:.2f}"
         c = self.counts
-        return (
+        line = (
             f"load {load} req/s (Apache lifetime {lifetime}); "
             f"want {self.band.min}-{self.band.max}{' (held)' if self.held else ''}; "
             f"slaves {c['pending']} pending, {c['booting']} booting, {c['ready']} ready"
         )
+        if self.publish_error:
+            line += f"; HOLDING the fleet (no launches, no terminations): {self.publish_error}"
+        return line
 
 
 class Balancer:
@@ -232,8 +239,9 @@ class Balancer:
         ssh_key: str | None = None,
         databases: str | None = None,
         clock: t.Callable[[], float] = time.time,
-        check: t.Callable[..., dict[str, bool]] = check_slaves,
-        reload: t.Callable[[str], None] | None = None,
+        check: t.Callable[..., dict[str, Probe]] = check_slaves,
+        reload: t.Callable[[str], str | None] | None = None,
+        gbrowse_conf_dir: str = KNOWN_CONF_DIRS[0],
     ) -> None:
         self.conf = conf
         self.ec2 = ec2
@@ -245,6 +253,9 @@ class Balancer:
         self.clock = clock
         self.fleet = FleetView(ec2, conf, master, readiness=Readiness(check=check))
         self.reload_apache = reload or run_reload_command
+        self.gbrowse_conf_dir = gbrowse_conf_dir
+        self.publish_error: str | None = None  # why the last publish failed; None when GBrowse has our farm
+        self._reload_due = False  # renderfarm.conf changed but the reload failed: reload again next poll
         self.history: collections.deque[tuple[float, Band]] = collections.deque(maxlen=10_000)
         self.last_band: Band | None = None
         self._spec: LaunchSpec | None = None
@@ -289,6 +300,14 @@ class Balancer:
             LOG.info("Slave %s at %s is ready", iid, fleet.addresses[iid])
         for iid in fleet.lost:
             LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, fleet.addresses[iid])
+        for iid, missed in sorted(fleet.readiness.misses.items()):
+            LOG.warning(
+                "Slave %s at %s is slow to answer (%d of %d checks in a row): kept in the render farm",
+                iid,
+                fleet.addresses[iid],
+                missed,
+                self.conf.slave.ready_misses,
+            )
         slaves, expired = fleet.slaves, fleet.expired
         band, held = self._band(value, slaves, now)
         plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
@@ -298,7 +317,12 @@ class Balancer:
         launched: list[str] = []
         if not self.dry_run:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
-            self.publish(renderers)
+            # A farm that cannot be published is held as it is: a launched slave would only
+            # bill, and one terminated might still be in the renderfarm.conf GBrowse reads.
+            if self.publish(renderers) is not None:
+                errors.append(t.cast(str, self.publish_error))
+                plan = dataclasses.replace(plan, launch=0, remove=())
+                removing, expired = [], []
             if removing:
                 for iid in expired:
                     LOG.warning(
@@ -326,6 +350,7 @@ class Balancer:
             launched=launched,
             errors=errors,
             dry_run=self.dry_run,
+            publish_error=None if self.dry_run else self.publish_error,
         )
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
         # and what changed (ready, lost, launched, terminated) at 2.
@@ -380,18 +405,31 @@ class Balancer:
             self.fleet.remember_launch(result.instance_ids, self.clock())
         return list(result.instance_ids)
 
-    def publish(self, renderers: t.Sequence[str]) -> bool:
-        """Rewrite renderfarm.conf when the set of ready slaves changed, then reload Apache."""
-        path = self.conf.master.renderfarm_conf
+    def publish(self, renderers: t.Sequence[str]) -> str | None:
+        """Make GBrowse use ``renderers``: rewrite renderfarm.conf when the set changed, then reload.
+
+        Returns None when GBrowse has them, else why not (also kept in
+        ``publish_error``, logged when it starts, changes and ends). A failed
+        reload is retried every poll until it succeeds.
+        """
+        path = self.conf.resolved_renderfarm_conf(self.gbrowse_conf_dir)
+        error = None
         try:
-            changed = write_renderfarm(path, renderers)
+            if write_renderfarm(path, renderers):
+                LOG.info("Render farm now: %s", " ".join(renderers) or "(empty)")
+                self._reload_due = True
         except (OSError, ValueError) as exc:
-            LOG.error("Cannot write %s: %s", path, exc)
-            return False
-        if changed:
-            LOG.info("Render farm now: %s", " ".join(renderers) or "(empty)")
-            self.reload_apache(self.conf.master.reload_command)
-        return changed
+            error = f"cannot write {path}: {exc}"
+        if error is None and self._reload_due:
+            error = self.reload_apache(self.conf.master.reload_command)
+            self._reload_due = error is not None
+        if error != self.publish_error:
+            if error:
+                LOG.error("Cannot publish the render farm (%s): holding the fleet, no launches or terminations", error)
+            else:
+                LOG.info("The render farm is published again: the fleet follows the load again")
+        self.publish_error = error
+        return error
 
     def shutdown(self, wait: float = 600.0) -> None:
         """SIGTERM: by default empty the farm, terminate the fleet, delete what we made."""
@@ -401,27 +439,31 @@ class Balancer:
             LOG.info("on_exit = keep: leaving the fleet running for the next balancer")
             return
         LOG.info("Shutting down: emptying the render farm and terminating the slaves")
-        self.publish([])
+        if self.publish([]) is not None:
+            LOG.warning("Terminating the slaves anyway: GBrowse lists them until renderfarm.conf can be rewritten")
         left = teardown(self.ec2, wait)
         if left:
             LOG.error("Slaves still shutting down after %.0f s: %s", wait, " ".join(left))
         LOG.info("Normal termination")
 
 
-def run_reload_command(command: str) -> None:
-    """Reload Apache gracefully (shell words, no shell); failures are logged, not fatal."""
+def run_reload_command(command: str) -> str | None:
+    """Reload Apache gracefully (shell words, no shell); None when it worked (or there is none), else why not.
+
+    An empty command is no reload: CGI GBrowse re-reads renderfarm.conf on every request.
+    """
     import shlex
     import subprocess
 
     if not command.strip():
-        return
+        return None
     try:
         result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        LOG.error("Reload command %r failed: %s", command, exc)
-        return
+        return f"reload command {command!r} failed: {exc}"
     if result.returncode != 0:
-        LOG.error("Reload command %r exited %d: %s", command, result.returncode, result.stderr.strip()[:500])
+        return f"reload command {command!r} exited {result.returncode}: {result.stderr.strip()[:500]}"
+    return None
 
 
 def run(

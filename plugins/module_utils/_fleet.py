@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Slave, SlaveState
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, EC2Error, Instance, LaunchSpec
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import check_slaves
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 
 #: EC2 states in which an instance still counts (and is still billed).
 _ALIVE = {"pending": SlaveState.PENDING, "running": SlaveState.BOOTING}
@@ -78,33 +78,51 @@ def renderer_urls(addresses: t.Iterable[str], ports: t.Sequence[int]) -> list[st
 
 @dataclass
 class Readiness:
-    """Which slaves answered the readiness check, and when they last did.
+    """Which slaves answered the readiness check, when they last did, and how many checks in a row
+    a ready slave has missed by being slow.
 
-    This is the only fleet memory the balancer keeps; after a restart it is
-    rebuilt by the first poll's checks.
+    This is the only fleet memory the balancer keeps (it lives as long as the
+    daemon); after a restart it is rebuilt by the first poll's checks.
     """
 
-    check: t.Callable[..., dict[str, bool]] = check_slaves
+    check: t.Callable[..., dict[str, Probe]] = check_slaves
     ready: set[str] = field(default_factory=set)
     last_ready: dict[str, float] = field(default_factory=dict)
+    misses: dict[str, int] = field(default_factory=dict)  # ready slave -> slow checks in a row
 
     def update(
-        self, instances: t.Sequence[Instance], addresses: t.Mapping[str, str | None], port: int, now: float
+        self,
+        instances: t.Sequence[Instance],
+        addresses: t.Mapping[str, str | None],
+        port: int,
+        now: float,
+        misses_allowed: int = 1,
     ) -> tuple[list[str], list[str]]:
-        """Check every running slave (concurrently); returns (newly ready, newly lost) ids."""
+        """Check every running slave (concurrently); returns (newly ready, newly lost) ids.
+
+        A ready slave leaves at once when it is down (refuses, answers wrong)
+        or no longer running; when it is only slow, after ``misses_allowed``
+        slow checks in a row (1: at the first).
+        """
         running = {i.id: addresses[i.id] for i in instances if i.state == "running" and addresses.get(i.id)}
         results = self.check(running, port, CHECK_TIMEOUT)
         gained, lost = [], []
-        for iid, ok in results.items():
-            if ok:
+        for iid, probe in results.items():
+            if probe is Probe.READY:
                 if iid not in self.ready:
                     gained.append(iid)
                 self.ready.add(iid)
                 self.last_ready[iid] = now
+                self.misses.pop(iid, None)
             elif iid in self.ready:
-                lost.append(iid)
-                self.ready.discard(iid)
+                self.misses[iid] = self.misses.get(iid, 0) + 1 if probe is Probe.SLOW else misses_allowed
+                if self.misses[iid] >= misses_allowed:
+                    lost.append(iid)
+                    self.ready.discard(iid)
+                    del self.misses[iid]
         self.ready &= set(running)
+        for iid in [k for k in self.misses if k not in self.ready]:
+            del self.misses[iid]
         known = {i.id for i in instances}
         for iid in [k for k in self.last_ready if k not in known]:
             del self.last_ready[iid]
@@ -164,7 +182,9 @@ class FleetView:
         if self.conf is None:  # tearing down: no ports to check, nothing to classify against
             self.slaves = [Slave(i.id, _ALIVE.get(i.state, SlaveState.GOING), i.launched) for i in self.instances]
             return self
-        self.gained, self.lost = self.readiness.update(self.instances, self.addresses, self.conf.slave.ports[0], now)
+        self.gained, self.lost = self.readiness.update(
+            self.instances, self.addresses, self.conf.slave.ports[0], now, self.conf.slave.ready_misses
+        )
         self.slaves, self.expired = self.readiness.classify(self.instances, now, self.conf.slave.ready_timeout * 60)
         seen = {i.id for i in self.instances}
         for iid in [i for i, at in self.launched.items() if i in seen or now - at > LAUNCH_GRACE]:

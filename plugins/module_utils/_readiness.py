@@ -7,10 +7,14 @@
 
 Checks run concurrently with a short timeout each, so one slave that accepts
 a connection and never answers costs the poll ``timeout`` seconds, not minutes.
+A check tells a slave that is down (refuses, resets, answers something else)
+from one that is merely slow (no answer in time): the slave's accept loop
+answers the check, so a slave busy rendering can miss one without being gone.
 """
 
 from __future__ import annotations
 
+import enum
 import http.client
 import socket
 import typing as t
@@ -19,14 +23,24 @@ from concurrent.futures import ThreadPoolExecutor
 READY_STATUS = 403  # what GBrowse's render slave answers to a bare HEAD /
 
 
-def check_slave(address: str, port: int, timeout: float = 2.0) -> bool:
-    """True when ``http://address:port/`` answers HEAD with 403 within ``timeout`` seconds."""
+class Probe(str, enum.Enum):
+    """The outcome of one readiness check."""
+
+    READY = "ready"  # answered 403, as a GBrowse render slave does
+    SLOW = "slow"  # connected or connecting, but no answer within the timeout
+    DOWN = "down"  # refused, reset, unreachable, or answered something else
+
+
+def check_slave(address: str, port: int, timeout: float = 2.0) -> Probe:
+    """Check ``http://address:port/`` with HEAD: READY on 403 within ``timeout`` seconds, else SLOW or DOWN."""
     conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("HEAD", "/")
-        return conn.getresponse().status == READY_STATUS
-    except (OSError, http.client.HTTPException, socket.timeout):
-        return False
+        return Probe.READY if conn.getresponse().status == READY_STATUS else Probe.DOWN
+    except (socket.timeout, TimeoutError):
+        return Probe.SLOW
+    except (OSError, http.client.HTTPException):
+        return Probe.DOWN
     finally:
         conn.close()
 
@@ -35,10 +49,10 @@ def check_slaves(
     targets: t.Mapping[str, str],
     port: int,
     timeout: float = 2.0,
-    check: t.Callable[[str, int, float], bool] = check_slave,
+    check: t.Callable[[str, int, float], Probe] = check_slave,
     max_workers: int = 32,
-) -> dict[str, bool]:
-    """Check many slaves at once: ``{id: address}`` -> ``{id: ready}``.
+) -> dict[str, Probe]:
+    """Check many slaves at once: ``{id: address}`` -> ``{id: Probe}``.
 
     The whole call takes about ``timeout`` seconds however many slaves hang.
     """

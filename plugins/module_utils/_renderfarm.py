@@ -140,6 +140,25 @@ def parse_renderfarm(text: str) -> RenderFarm:
     return RenderFarm(enabled=_truthy(flag), renderers=tuple(dict.fromkeys(renderers)))
 
 
+def general_settings(text: str) -> dict[str, str]:
+    """The ``[GENERAL]`` settings of a GBrowse configuration file (GBrowse.conf): tag -> value.
+
+    Continuation lines are joined with a space, a later setting replaces an
+    earlier one, trailing ``#`` comments are dropped; tags are lower case with
+    single spaces, as GBrowse looks them up.
+    """
+    settings: dict[str, str] = {}
+    for line in _scan(text):
+        if line.section != GENERAL or line.kind not in ("setting", "continuation"):
+            continue
+        value = " ".join(_urls(line.value))
+        if line.kind == "setting":
+            settings[line.tag] = value
+        else:
+            settings[line.tag] = f"{settings.get(line.tag, '')} {value}".strip()
+    return settings
+
+
 def _read(path: str) -> str | None:
     """The file's text (undecodable bytes kept as surrogates), None when it does not exist."""
     try:

@@ -15,7 +15,7 @@ original it must run as root and re-runs itself through ``sudo`` otherwise.
 Prints the original's closing lines::
 
     data stored in snapshot(s) snap-12345
-    updated conf file, previous version in /etc/gbrowse2/aws_balancer.conf.bak
+    updated conf file, previous version in /etc/gbrowse/aws_balancer.conf.bak
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from pathlib import Path
 
 from ansible.module_utils.common.text.formatters import bytes_to_human
 
-DEFAULT_CONF = "/etc/gbrowse2/aws_balancer.conf"
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import find_layout
+
 #: The collection's root: plugins/module_utils/ is two levels below it.
 COLLECTION = Path(__file__).resolve().parents[2]
 PLAYBOOK = COLLECTION / "playbooks" / "sync.yml"
@@ -65,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=True,
     )
     original = parser.add_argument_group("options of the original script")
-    original.add_argument("-c", "--conf", default=DEFAULT_CONF, metavar="FILE", help=f"aws_balancer.conf (default {DEFAULT_CONF})")
+    original.add_argument(
+        "-c", "--conf", metavar="FILE",
+        help="aws_balancer.conf (default: the one in GBrowse's configuration directory, found as GBrowse finds it)",
+    )  # fmt: skip
     original.add_argument("-m", "--mysql", metavar="DIR", help="MySQL data directory to copy too, e.g. /var/lib/mysql")
     original.add_argument("-p", "--postgres", metavar="DIR", help="PostgreSQL data directory to copy too, e.g. /var/lib/postgresql")
     original.add_argument("-a", "--access_key", metavar="KEY", help="AWS access key id (better: EC2_ACCESS_KEY in the environment)")
@@ -75,7 +79,10 @@ def _parser() -> argparse.ArgumentParser:
         help="0 errors only, 1 changes, 2 all steps, 3 (default) everything, 4 and up Ansible's -v, -vv, ...",
     )  # fmt: skip
     ours = parser.add_argument_group("more options")
-    ours.add_argument("--databases", metavar="DIR", help="GBrowse databases directory (default /var/lib/gbrowse2/databases)")
+    ours.add_argument(
+        "--databases", metavar="DIR",
+        help="GBrowse databases directory (default: GBrowse's own, from GBrowse.conf's db_base or GBrowse::ConfigData)",
+    )  # fmt: skip
     ours.add_argument("--dry-run", action="store_true", help="show what would be launched and copied, change nothing")
     ours.add_argument(
         "--db-consistency", choices=("stop", "live"),
@@ -110,6 +117,10 @@ def parse_args(argv: t.Sequence[str] | None = None) -> argparse.Namespace:
     args = _parser().parse_args(normalize(sys.argv[1:] if argv is None else argv))
     if bool(args.access_key) != bool(args.secret_key):
         _parser().error("give both --access_key and --secret_key, or neither")
+    if args.conf is None or args.databases is None:
+        gbrowse = find_layout()
+        args.conf = args.conf or gbrowse.balancer_conf
+        args.databases = args.databases or gbrowse.databases
     return args
 
 

@@ -16,6 +16,8 @@ description:
   - Errors in the file fail the module with the balancer's C(FILE:LINE) errors, all of them at once.
   - The sync playbook (C(gmod.gbrowse_aws.sync)) reads the slave image, subnet, zone and current
     C(data_snapshots) through it.
+  - Also tells where this host's GBrowse keeps its configuration and databases (RV(gbrowse)), found as GBrowse
+    finds them; without O(path) that is all it returns, so a play can ask before any C(aws_balancer.conf) exists.
 author:
   - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
@@ -25,8 +27,8 @@ options:
   path:
     description:
       - The C(aws_balancer.conf) to read.
+      - Without it nothing is read; RV(path) is where the balancer looks by default (RV(gbrowse.balancer_conf)).
     type: path
-    required: true
     aliases: [conf]
   hostname:
     description:
@@ -43,6 +45,14 @@ EXAMPLES = r"""
     path: /etc/gbrowse2/aws_balancer.conf
   register: conf
 
+- name: Ask where GBrowse keeps its configuration on this master
+  gmod.gbrowse_aws.balancer_conf_info:
+  register: where
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "GBrowse's configuration is in {{ where.gbrowse.conf_dir }} ({{ where.gbrowse.conf_dir_from }})"
+
 - name: Show the data snapshots new slaves boot with
   ansible.builtin.debug:
     msg: "{{ conf.slave.data_snapshots | join(' ') or 'none yet' }}"
@@ -50,27 +60,60 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The file read.
-  returned: success
+  description: The file read; without O(path), the balancer's default C(aws_balancer.conf) (which may not exist).
+  returned: always
   type: str
-  sample: /etc/gbrowse2/aws_balancer.conf
+  sample: /etc/gbrowse/aws_balancer.conf
+gbrowse:
+  description:
+    - Where GBrowse keeps its configuration and databases on this host, as GBrowse itself finds them
+      (C(GBROWSE_CONF), else C(GBrowse::ConfigData), else the first of C(/etc/gbrowse2), C(/etc/gbrowse),
+      C(/opt/gbrowse/etc) that holds C(GBrowse.conf) or C(aws_balancer.conf)), and where each came from.
+  returned: always
+  type: dict
+  contains:
+    conf_dir:
+      description: GBrowse's configuration directory.
+      type: str
+      sample: /etc/gbrowse
+    conf_dir_from:
+      description: Where RV(gbrowse.conf_dir) came from.
+      type: str
+      sample: GBrowse's ConfigData.pm, /usr/share/perl5/GBrowse/ConfigData.pm
+    databases:
+      description: GBrowse's databases directory (what the sync copies).
+      type: str
+      sample: /var/lib/gbrowse/databases
+    databases_from:
+      description: Where RV(gbrowse.databases) came from.
+      type: str
+      sample: db_base in /etc/gbrowse/GBrowse.conf
+    balancer_conf:
+      description: The balancer's default C(aws_balancer.conf).
+      type: str
+      sample: /etc/gbrowse/aws_balancer.conf
+    renderfarm_conf:
+      description: The default C(renderfarm_conf), the file GBrowse.conf includes.
+      type: str
+      sample: /etc/gbrowse/renderfarm.conf
 balancer_id:
   description:
     - The id that tags this balancer's resources in EC2, C(balancer_id) of C([MASTER]) when set, else derived from
       the host name and the file's absolute path as the daemon derives it.
-  returned: success
+  returned: when O(path) is given
   type: str
   sample: gbrowse-1a2b3c4d
 hostname:
   description: The host name used for RV(balancer_id).
-  returned: success
+  returned: when O(path) is given
   type: str
   sample: gbrowse
 master:
   description:
     - The C([MASTER]) settings in effect, defaults filled in; unset optional keys are V(null).
     - A password in V(server_status_url) is shown as C(***) (C(http://user:***@host/server-status)).
-  returned: success
+    - V(renderfarm_conf) is the file the balancer writes (RV(gbrowse.renderfarm_conf) when the key is unset).
+  returned: when O(path) is given
   type: dict
   sample:
     external_ip: null
@@ -81,7 +124,7 @@ slave:
   description:
     - The C([SLAVE]) settings in effect, defaults filled in; unset optional keys are V(null).
     - Lists (V(instance_types), V(ports), V(data_snapshots)) are lists.
-  returned: success
+  returned: when O(path) is given
   type: dict
   sample:
     instance_types: [m5.large]
@@ -95,9 +138,10 @@ slave:
     security_group: null
     address: auto
     ready_timeout: 5.0
+    ready_misses: 3
 load_table:
   description: The rows of C([LOAD TABLE]) in ascending order.
-  returned: success
+  returned: when O(path) is given
   type: list
   elements: dict
   sample: [{threshold: 0.1, min: 0, max: 1}, {threshold: 1.0, min: 1, max: 3}]
@@ -114,6 +158,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import find_layout
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 
@@ -126,22 +171,27 @@ def _plain(value):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True, aliases=["conf"]),
+            path=dict(type="path", aliases=["conf"]),
             hostname=dict(type="str"),
         ),
         supports_check_mode=True,
     )
+    gbrowse = find_layout()
+    if not module.params["path"]:
+        module.exit_json(changed=False, path=gbrowse.balancer_conf, gbrowse=gbrowse.as_dict())
     path = module.params["path"]
     hostname = module.params["hostname"] or socket.gethostname()
     try:
         conf = load_conf(path)
     except ConfError as exc:
-        module.fail_json(msg=str(exc), errors=exc.errors)
-    master = {k: _plain(v) for k, v in dataclasses.asdict(conf.master).items()}
+        module.fail_json(msg=str(exc), errors=exc.errors, gbrowse=gbrowse.as_dict())
+    resolved = dataclasses.replace(conf.master, renderfarm_conf=conf.resolved_renderfarm_conf(gbrowse.conf_dir))
+    master = {k: _plain(v) for k, v in dataclasses.asdict(resolved).items()}
     master["server_status_url"] = masked_url(master["server_status_url"])
     module.exit_json(
         changed=False,
         path=path,
+        gbrowse=gbrowse.as_dict(),
         hostname=hostname,
         balancer_id=conf.resolved_balancer_id(hostname),
         master=master,

@@ -131,11 +131,13 @@ def test_defaults():
     assert conf.slave == SlaveConf()
     assert (conf.master.poll_interval, conf.master.server_status_url) == (0.5, "http://localhost/server-status")
     assert (conf.slave.instance_types, conf.slave.spot_bid, conf.slave.ports) == (("m1.large",), 0.08, (8101,))
-    assert conf.master.renderfarm_conf == "/etc/gbrowse2/renderfarm.conf"
+    assert conf.master.renderfarm_conf is None  # GBrowse's own: see test_gbrowse_layout.py
+    assert conf.resolved_renderfarm_conf("/etc/gbrowse") == "/etc/gbrowse/renderfarm.conf"
     assert conf.master.reload_command == "apache2ctl graceful"
     assert (conf.master.on_exit, conf.master.load_signal, conf.slave.address) == ("terminate", "rate", "auto")
     assert (conf.master.scale_in_delay, conf.master.max_launch_per_poll, conf.master.status_timeout) == (0.0, None, 5.0)
     assert conf.slave.ready_timeout == 5.0
+    assert conf.slave.ready_misses == 3
 
 
 @pytest.mark.parametrize(
@@ -180,6 +182,8 @@ def test_section_names_any_case_and_spacing(header):
         ("subnet = subnet-0a1b2c", "subnet", "subnet-0a1b2c"),
         ("address = Private", "address", "private"),
         ("ready_timeout = 2.5", "ready_timeout", 2.5),
+        ("ready_misses = 1", "ready_misses", 1),
+        ("ready_misses = 20", "ready_misses", 20),
         ("spot_bid = 1e-1", "spot_bid", 0.1),
     ],
 )
@@ -202,6 +206,9 @@ def test_slave_values(line, field, value):
         ("balancer_id = www.example-1_a", "balancer_id", "www.example-1_a"),
         ("renderfarm_conf = /opt/gbrowse/etc/renderfarm.conf", "renderfarm_conf", "/opt/gbrowse/etc/renderfarm.conf"),
         ("reload_command = systemctl reload apache2", "reload_command", "systemctl reload apache2"),
+        ("reload_command =", "reload_command", ""),  # no reload: CGI GBrowse re-reads renderfarm.conf
+        ("reload_command =   # CGI only", "reload_command", ""),
+        ("renderfarm_conf =", "renderfarm_conf", None),  # an empty value of any other key is unset
         ("on_exit = keep", "on_exit", "keep"),
         ("load_signal = busy_workers", "load_signal", "busy_workers"),
         ("load_signal = REQPERSEC", "load_signal", "reqpersec"),
@@ -326,6 +333,9 @@ SLAVE_HEAD = "[LOAD TABLE]\n1 0 1\n[SLAVE]\n"
         (SLAVE_HEAD + "spot_bid = 0\n", ["4: spot_bid: '0' must be from 0.001 to 1000 USD/hour"]),
         (SLAVE_HEAD + "spot_bid = $0.10\n", ["4: spot_bid: '$0.10' is not a number"]),
         (SLAVE_HEAD + "ready_timeout = -1\n", ["4: ready_timeout: '-1' must be from 0.01 to 1440 minutes"]),
+        (SLAVE_HEAD + "ready_misses = 0\n", ["4: ready_misses: '0' must be from 1 to 20"]),
+        (SLAVE_HEAD + "ready_misses = 21\n", ["4: ready_misses: '21' must be from 1 to 20"]),
+        (SLAVE_HEAD + "ready_misses = 2.5\n", ["4: ready_misses: '2.5' is not a whole number"]),
         (HEAD + "poll_interval = 0\n[SLAVE]\n", ["4: poll_interval: '0' must be from 0.01 to 1440 minutes"]),
         (HEAD + "poll_interval = 30s\n[SLAVE]\n", ["4: poll_interval: '30s' is not a number"]),
         (HEAD + "status_timeout = -2\n[SLAVE]\n", ["4: status_timeout: '-2' must be from 0.1 to 300 seconds"]),
@@ -663,6 +673,7 @@ def test_summary_of_seed():
         "security_group",
         "address",
         "ready_timeout",
+        "ready_misses",
     ):
         assert sum(1 for line in lines if line.startswith(f"  {key} ")) == 1, key
 

@@ -23,7 +23,14 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import Ba
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import LAUNCH_GRACE
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import Instance, LaunchResult
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import Master
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import StatusError
+
+
+def _probe(answer: bool | Probe) -> Probe:
+    if isinstance(answer, Probe):
+        return answer
+    return Probe.READY if answer else Probe.DOWN
 
 CONF = """[LOAD TABLE]
 0    0 0
@@ -97,7 +104,8 @@ class FakeEC2:
 @pytest.fixture
 def make(tmp_path):
     def build(rates, ready=lambda address: True, clock=None):
-        conf = parse_conf(CONF.format(farm=tmp_path / "renderfarm.conf"), "test.conf")
+        conf = parse_conf(CONF.format(farm=tmp_path / "farm" / "renderfarm.conf"), "test.conf")
+        (tmp_path / "farm").mkdir(exist_ok=True)
         ec2 = FakeEC2()
         now = [1100.0]
         bal = Balancer(
@@ -106,11 +114,15 @@ def make(tmp_path):
             meter=FakeMeter(list(rates)),  # type: ignore[arg-type]
             master=Master(),
             clock=clock or (lambda: now[0]),
-            check=lambda targets, port, timeout: {i: ready(a) for i, a in targets.items()},
-            reload=lambda command: None,
+            check=lambda targets, port, timeout: {i: _probe(ready(a)) for i, a in targets.items()},
+            reload=lambda command: reloads.append(command) or reload_error[0],
         )
         bal._spec = object()  # type: ignore[assignment]  # no image lookup in unit tests
+        bal.reloads, bal.reload_error = reloads, reload_error  # type: ignore[attr-defined]
         return bal, ec2, now
+
+    reloads: list[str] = []
+    reload_error: list[str | None] = [None]
 
     return build
 
@@ -160,12 +172,12 @@ def test_renderfarm_lists_every_port_and_drops_removed_first(make, tmp_path):
     assert report.renderers == [
         "http://127.100.1.1:8101", "http://127.100.1.1:8102", "http://127.100.1.2:8101", "http://127.100.1.2:8102",
     ]
-    text = (tmp_path / "renderfarm.conf").read_text()
+    text = (tmp_path / "farm" / "renderfarm.conf").read_text()
     assert "renderfarm = 1" in text and "127.100.1.2:8102" in text
     now[0] += 30
     down = bal.poll()
     assert down.renderers == [] and sorted(down.plan.remove) == ["i-0001", "i-0002"]
-    assert "renderfarm = 0" in (tmp_path / "renderfarm.conf").read_text()
+    assert "renderfarm = 0" in (tmp_path / "farm" / "renderfarm.conf").read_text()
     assert sorted(ec2.terminated) == ["i-0001", "i-0002"]
 
 
@@ -186,7 +198,70 @@ def test_dry_run_changes_nothing(make, tmp_path):
     bal, ec2, now = make([20])
     bal.dry_run = True
     report = bal.poll()
-    assert report.plan.launch == 2 and ec2.launches == [] and not (tmp_path / "renderfarm.conf").exists()
+    assert report.plan.launch == 2 and ec2.launches == [] and not (tmp_path / "farm" / "renderfarm.conf").exists()
+
+
+def test_unpublishable_farm_holds_the_fleet(make, tmp_path):
+    """renderfarm.conf's directory gone: no launches, no terminations, and the report says why."""
+    bal, ec2, now = make([20, 20, 0, 0, 0])
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().counts["ready"] == 2 and bal.publish_error is None
+    farm = tmp_path / "farm"
+    published = (farm / "renderfarm.conf").read_text()
+    assert "127.100.1.2:8102" in published
+    (farm / "renderfarm.conf").unlink()
+    farm.rmdir()
+    farm.write_text("a file where the directory was")
+    now[0] += 30
+    held = bal.poll()  # the load fell to 0: scale-in would remove both
+    assert held.plan.idle and ec2.terminated == [] and held.launched == []
+    assert held.publish_error and "cannot write" in held.publish_error and held.errors == [held.publish_error]
+    assert "HOLDING the fleet" in held.status_line() and held.as_dict()["publish_error"] == held.publish_error
+    farm.unlink()
+    farm.mkdir()
+    (farm / "renderfarm.conf").write_text(published)  # what GBrowse still had
+    now[0] += 30
+    resumed = bal.poll()
+    assert resumed.publish_error is None and sorted(ec2.terminated) == ["i-0001", "i-0002"]
+    assert "renderfarm = 0" in (farm / "renderfarm.conf").read_text()
+
+
+def test_failed_reload_holds_until_a_reload_succeeds(make, tmp_path):
+    bal, ec2, now = make([20, 20, 20, 20])
+    (tmp_path / "farm" / "renderfarm.conf").write_text("[GENERAL]\nrenderfarm = 1\nremote renderer = http://gone:8101\n")
+    bal.reload_error[0] = "reload command 'apache2ctl graceful' exited 1: no Apache"
+    first = bal.poll()  # a stale farm: rewritten (emptied), but the reload fails
+    assert first.publish_error == bal.reload_error[0] and first.launched == [] and ec2.launches == []
+    now[0] += 30
+    again = bal.poll()  # unchanged file, but the reload is still due
+    assert len(bal.reloads) == 2 and again.launched == []
+    bal.reload_error[0] = None
+    now[0] += 30
+    ok = bal.poll()
+    assert ok.publish_error is None and ec2.launches == [2] and len(bal.reloads) == 3
+    now[0] += 30
+    bal.poll()
+    assert len(bal.reloads) == 3  # nothing changed, nothing due: no reload
+
+
+def test_slow_ready_slave_stays_for_ready_misses_polls(make):
+    """Slow (timeout) slaves keep their place for ready_misses - 1 polls; one that refuses leaves at once."""
+    answers = {"127.100.1.1": Probe.READY, "127.100.1.2": Probe.READY}
+    bal, ec2, now = make([20] * 6, ready=lambda address: answers[address])
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().counts["ready"] == 2
+    answers["127.100.1.1"] = Probe.SLOW
+    answers["127.100.1.2"] = Probe.DOWN
+    seen = []
+    for dummy in range(3):
+        now[0] += 30
+        report = bal.poll()
+        seen.append(sorted(url.split(":")[1][2:] for url in report.renderers if url.endswith(":8101")))
+    assert seen == [["127.100.1.1"], ["127.100.1.1"], []]  # ready_misses = 3 (default)
 
 
 @pytest.mark.parametrize(

@@ -35,10 +35,11 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._sync_cli import 
         (["--CONF=/b.conf"], "/b.conf"),
         (["-c", "/c.conf"], "/c.conf"),
         (["--con", "/d.conf"], "/d.conf"),
-        ([], "/etc/gbrowse2/aws_balancer.conf"),
+        ([], "/srv/gb/etc/aws_balancer.conf"),
     ],
 )
-def test_the_originals_spellings_of_conf(argv: list[str], conf: str) -> None:
+def test_the_originals_spellings_of_conf(argv: list[str], conf: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GBROWSE_CONF", "/srv/gb/etc")  # the default is found as GBrowse finds its configuration
     assert parse_args(argv).conf == conf
 
 
