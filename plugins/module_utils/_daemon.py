@@ -48,7 +48,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     build_launch_spec,
     teardown,
 )
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import KNOWN_CONF_DIRS
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import KNOWN_CONF_DIRS, writable_directory
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import write_renderfarm
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
@@ -319,7 +319,7 @@ class Balancer:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
             # A farm that cannot be published is held as it is: a launched slave would only
             # bill, and one terminated might still be in the renderfarm.conf GBrowse reads.
-            if self.publish(renderers) is not None:
+            if self.publish(renderers, launching=bool(plan.launch)) is not None:
                 errors.append(t.cast(str, self.publish_error))
                 plan = dataclasses.replace(plan, launch=0, remove=())
                 removing, expired = [], []
@@ -405,12 +405,14 @@ class Balancer:
             self.fleet.remember_launch(result.instance_ids, self.clock())
         return list(result.instance_ids)
 
-    def publish(self, renderers: t.Sequence[str]) -> str | None:
+    def publish(self, renderers: t.Sequence[str], launching: bool = False) -> str | None:
         """Make GBrowse use ``renderers``: rewrite renderfarm.conf when the set changed, then reload.
 
         Returns None when GBrowse has them, else why not (also kept in
         ``publish_error``, logged when it starts, changes and ends). A failed
-        reload is retried every poll until it succeeds.
+        reload is retried every poll until it succeeds. Before a launch
+        (``launching``) an unchanged file is checked too: a slave that could
+        never be published would only be billed.
         """
         path = self.conf.resolved_renderfarm_conf(self.gbrowse_conf_dir)
         error = None
@@ -418,6 +420,9 @@ class Balancer:
             if write_renderfarm(path, renderers):
                 LOG.info("Render farm now: %s", " ".join(renderers) or "(empty)")
                 self._reload_due = True
+            elif launching:
+                problem = writable_directory(path)
+                error = None if problem is None else f"cannot write {path}: {problem}"
         except (OSError, ValueError) as exc:
             error = f"cannot write {path}: {exc}"
         if error is None and self._reload_due:

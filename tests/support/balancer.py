@@ -281,4 +281,6 @@ def parse_status(line: str) -> dict[str, t.Any]:
         "pending": int(d["pending"]),
         "booting": int(d["booting"]),
         "ready": int(d["ready"]),
+        # set while renderfarm.conf cannot be published: no launches, no terminations
+        "holding": line.partition("; HOLDING the fleet (no launches, no terminations): ")[2] or None,
     }

@@ -10,6 +10,7 @@ req/s 1-2 slaves, from 100 req/s 3-4. Polls every 1.8 s, ready_timeout 30 s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import typing as t
 import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import BALANCER_TAG
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import read_renderfarm
 from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import (
     BalancerProcess,
     balancer_command,
@@ -255,6 +257,74 @@ def test_apache_down_holds_the_fleet(world, fixed_rate_load):
             assert status["ready"] == len(fleet), status
         assert ours(world.ec2) == fleet
         assert len(bal.renderers()) == len(fleet)
+        assert bal.terminate() == 0
+
+
+@contextlib.contextmanager
+def read_only(directory: t.Any) -> t.Iterator[None]:
+    """``directory`` as a read-only bind mount: not even root can create a file in it."""
+    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_unwritable_renderfarm_directory_holds_the_fleet(world, tmp_path):
+    """renderfarm.conf's directory turns read-only mid-run: no launch and no termination until it is
+    writable again, and STATUS says why; then the fleet follows the conf again."""
+    farm = tmp_path / "farm"
+    farm.mkdir()
+    extra = {"renderfarm_conf": str(farm / "renderfarm.conf")}
+    conf = world.conf(table=((0.0, 1, 1),), extra_master=extra)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] == 1)
+        fleet = ours(world.ec2)
+        listed = read_renderfarm(str(farm / "renderfarm.conf")).renderers
+        assert listed == urls(fleet.values())
+        with read_only(farm):
+            for table in ((0.0, 2, 2), (0.0, 0, 0)):  # wants one more (a launch), then none (a termination)
+                world.conf(table=(table,), extra_master=extra)
+                bal.signal(signal.SIGHUP)
+                status = load_until(bal, lambda s: s["min"] == table[1] == s["max"])
+                for dummy in range(3):
+                    assert status["holding"] and "Read-only file system" in status["holding"], status
+                    assert ours(world.ec2) == fleet
+                    status = parse_status(bal.next_status())
+                assert read_renderfarm(str(farm / "renderfarm.conf")).renderers == listed
+        assert "Cannot publish the render farm" in bal.log_tail(20000)
+        load_until(bal, lambda s: s["holding"] is None and s["ready"] == 0)
+        assert ours(world.ec2) == {} and read_renderfarm(str(farm / "renderfarm.conf")).renderers == ()
+        assert "The render farm is published again" in bal.log_tail(20000)
+        assert bal.terminate() == 0
+
+
+def test_a_slow_slave_stays_for_ready_misses_polls_and_a_refusing_one_leaves_at_once(world):
+    """ready_misses = 3: a ready slave that stops answering in time (busy) is kept through two slow
+    checks and leaves at the third; one that refuses connections leaves at the first."""
+    conf = world.conf(table=((0.0, 2, 2),), ready_timeout=2.0, extra_slave={"ready_misses": "3"})
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        load_until(bal, lambda s: s["ready"] == 2)
+        slow, refusing = sorted(ours(world.ec2).items())
+        slow_url, refusing_url = urls([slow[1]])[0], urls([refusing[1]])[0]
+        # The refusing one first: a poll between the two changes then only adds a poll with both ready.
+        world.stand_ins.set_behaviour(refusing[0], "refuse")
+        world.stand_ins.set_behaviour(slow[0], "hang")
+        farms: list[set[str]] = []
+        while len(farms) < 8 and (not farms or slow_url in farms[-1]):
+            bal.next_status()
+            farms.append(set(bal.renderers()))
+        # Once the refusing slave is out, the slow one stays for two polls and leaves at the third.
+        assert [slow_url in farm for farm in farms if refusing_url not in farm][-3:] == [True, True, False], farms
+        log = bal.log_tail(40000)
+        misses = re.findall(rf"Slave {slow[0]} at \S+ is slow to answer \((\d) of 3 checks in a row\)", log)
+        assert misses == ["1", "2"], log
+        assert f"Slave {refusing[0]} at {refusing[1]} is slow" not in log
+        lost = [line for line in log.splitlines() if "stopped answering" in line]
+        assert len(lost) == 2 and refusing[0] in lost[0] and slow[0] in lost[1], lost
         assert bal.terminate() == 0
 
 

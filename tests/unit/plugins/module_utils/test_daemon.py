@@ -228,6 +228,19 @@ def test_unpublishable_farm_holds_the_fleet(make, tmp_path):
     assert "renderfarm = 0" in (farm / "renderfarm.conf").read_text()
 
 
+def test_no_launch_into_a_farm_that_could_not_be_published(make, tmp_path):
+    """Nothing to rewrite yet, but a launch would need it: the directory is checked first."""
+    bal, ec2, now = make([20, 20])
+    (tmp_path / "farm").rmdir()
+    (tmp_path / "farm").write_text("not a directory")
+    held = bal.poll()
+    assert ec2.launches == [] and held.plan.launch == 0 and str(held.publish_error).startswith("cannot write")
+    (tmp_path / "farm").unlink()
+    (tmp_path / "farm").mkdir()
+    now[0] += 30
+    assert bal.poll().publish_error is None and ec2.launches == [2]
+
+
 def test_failed_reload_holds_until_a_reload_succeeds(make, tmp_path):
     bal, ec2, now = make([20, 20, 20, 20])
     (tmp_path / "farm" / "renderfarm.conf").write_text("[GENERAL]\nrenderfarm = 1\nremote renderer = http://gone:8101\n")
