@@ -32,6 +32,7 @@ def _probe(answer: bool | Probe) -> Probe:
         return answer
     return Probe.READY if answer else Probe.DOWN
 
+
 CONF = """[LOAD TABLE]
 0    0 0
 10   2 3

@@ -60,6 +60,7 @@ db_base                = /var/lib/gbrowse/databases
 #include renderfarm.conf
 """
 
+
 def NO_DATA(environ):  # noqa: N802  # no GBrowse::ConfigData anywhere
     return None
 
@@ -205,4 +206,3 @@ def test_writable_directory(tmp_path):
     assert "does not exist" in str(writable_directory(str(tmp_path / "gone" / "renderfarm.conf")))
     (tmp_path / "file").write_text("")
     assert "does not exist" in str(writable_directory(str(tmp_path / "file" / "renderfarm.conf")))
-
