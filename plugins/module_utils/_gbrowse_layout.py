@@ -111,8 +111,10 @@ class GBrowseLayout:
 
 def ask_perl(environ: t.Mapping[str, str], timeout: float = PERL_TIMEOUT) -> ConfigData | None:
     """GBrowse::ConfigData as Perl loads it (through @INC, PERL5LIB included); None when Perl cannot."""
+    # Shared by the daemon (no AnsibleModule there) and balancer_conf_info: a fixed
+    # argv, no shell, a timeout, nothing secret; so plain subprocess.
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # pylint: disable=ansible-bad-function
             ["perl", "-e", _PERL_QUERY],
             capture_output=True,
             timeout=timeout,
