@@ -480,7 +480,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             elif args.logfile:
                 print(f"gbrowse_aws_balancer: {problem}", file=sys.stderr)
             return EX_CONFIG
-        balancer, region, balancer_id, master = _start(args, conf, session, gbrowse.conf_dir)
+        balancer, region, balancer_id, master = _start(args, conf, session, gbrowse)
         log.info(
             "Balancer %s: region %s, %s, polling %s every %s s%s",
             balancer_id,
@@ -530,7 +530,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
 
 
 def _start(
-    args: argparse.Namespace, conf: BalancerConf, session: t.Any, gbrowse_conf_dir: str
+    args: argparse.Namespace, conf: BalancerConf, session: t.Any, gbrowse: GBrowseLayout
 ) -> tuple[t.Any, str, str, t.Any]:
     """The balancer object, its region, its id and the master: start-up's AWS-facing part."""
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
@@ -551,7 +551,8 @@ def _start(
         master=master,
         dry_run=args.dry_run,
         ssh_key=args.ssh_key,
-        gbrowse_conf_dir=gbrowse_conf_dir,
+        gbrowse_conf_dir=gbrowse.conf_dir,
+        databases=gbrowse.databases,  # the slaves find the synced databases at the master's path
     )
     return balancer, region, balancer_id, master
 
