@@ -176,11 +176,15 @@ class StagingHosts:
         self.boot_timeout = boot_timeout
         #: files every host gets before its user data runs, as if the AMI shipped them (path -> (content, mode))
         self.image_files: dict[str, tuple[str, int]] = {}
+        #: False: launched instances get no host, as an instance that never comes up (unreachable)
+        self.boot = True
         self.hosts: dict[str, StagingHost] = {}
         self.errors: list[str] = []
         #: instance id -> seconds from RunInstances to the host accepting the admin's key
         self.boot_seconds: dict[str, float] = {}
         self._ready: dict[str, threading.Event] = {}
+        #: set when the instance is terminated: a host still booting is shut down by its boot thread
+        self._cancelled: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
@@ -189,38 +193,51 @@ class StagingHosts:
     def launched(self, instance: LaunchedInstance) -> None:
         if not instance.private_ip or ipaddress.ip_address(instance.private_ip) not in self.subnet.network:
             return  # not in our subnet: nothing may ever connect to it
+        if not self.boot:
+            return
         host = StagingHost(instance.instance_id, instance.private_ip, self.subnet, self.state_dir)
-        ready = threading.Event()
-        thread = threading.Thread(target=self._boot, args=(host, instance, ready), name=f"boot {instance.instance_id}", daemon=True)
+        ready, cancelled = threading.Event(), threading.Event()
+        thread = threading.Thread(target=self._boot, args=(host, instance, ready, cancelled), name=f"boot {instance.instance_id}", daemon=True)
         with self._lock:
             self.hosts[instance.instance_id] = host
             self._ready[instance.instance_id] = ready
+            self._cancelled[instance.instance_id] = cancelled
             self._threads[instance.instance_id] = thread
         thread.start()
 
-    def _boot(self, host: StagingHost, instance: LaunchedInstance, ready: threading.Event) -> None:
+    def _boot(self, host: StagingHost, instance: LaunchedInstance, ready: threading.Event, cancelled: threading.Event) -> None:
         start = time.monotonic()
         try:
             host.start()
-            host.wait(self.boot_timeout)
-            for node, major, minor in instance.devices:  # volumes of its block device mappings: there at boot
-                host.add_node(node, major, minor)
-            if self.image_files:
-                host.install(self.image_files)
-            host.cloud_init(instance)
-            self.boot_seconds[instance.instance_id] = round(time.monotonic() - start, 2)
+            if not cancelled.is_set():
+                host.wait(self.boot_timeout)
+            if not cancelled.is_set():
+                for node, major, minor in instance.devices:  # volumes of its block device mappings: there at boot
+                    host.add_node(node, major, minor)
+                if self.image_files:
+                    host.install(self.image_files)
+                host.cloud_init(instance)
+                self.boot_seconds[instance.instance_id] = round(time.monotonic() - start, 2)
         except Exception as exc:
-            self.errors.append(f"{instance.instance_id}: {exc}")
+            if not cancelled.is_set():
+                self.errors.append(f"{instance.instance_id}: {exc}")
         finally:
             ready.set()
+            if cancelled.is_set():  # terminated while it booted: no host may outlive its instance
+                host.down()
 
     def terminated(self, instance_id: str) -> None:
         with self._lock:
             host = self.hosts.pop(instance_id, None)
             thread = self._threads.pop(instance_id, None)
+            cancelled = self._cancelled.pop(instance_id, None)
             self._ready.pop(instance_id, None)
+        if cancelled is not None:
+            cancelled.set()
         if thread is not None:
             thread.join(self.boot_timeout + 30)
+            if thread.is_alive():
+                return  # still booting: its thread shuts it down (never two hands on one host)
         if host is not None:
             host.down()
 
@@ -334,6 +351,9 @@ class SyncLab:
         from ansible_collections.gmod.gbrowse_aws.tests.support.volumes import EBSBacking
 
         try:
+            # The test hosts' rootfs before anything is launched: a staging instance then boots
+            # in seconds whatever the cache held, never while a playbook already waits for it.
+            testhost.ensure_rootfs()
             self.workdir.mkdir(parents=True, exist_ok=True)
             (self.workdir / "lock").mkdir(exist_ok=True)
             # A moto process of its own: a threaded moto shares its state with every other

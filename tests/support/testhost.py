@@ -196,13 +196,17 @@ def ensure_rootfs(packages: t.Iterable[str] = DEFAULT_PACKAGES) -> Path:
     tarball = cache / f"rootfs-{SUITE}-{key}.tar.zst"
     root = cache / f"rootfs-{SUITE}-{key}"
     ready = root / ".gbrowse-aws-rootfs"
+    # One builder at a time per rootfs, across processes (flock); the others wait and reuse it.
     with _locked(cache / f".rootfs-{key}.lock"):
         if ready.exists() and tarball.exists():
             return root
         if root.exists():  # half unpacked or stale: start again
             shutil.rmtree(root)
+        for leftover in [*cache.glob(f".build-{key}-*"), *cache.glob(f".unpack-{key}-*")]:
+            log(f"removing {leftover.name}, left by an interrupted build")
+            _remove_tree(leftover)
         if not tarball.exists():
-            _build_tarball(packages, tarball)
+            _build_tarball(packages, tarball, key)
         start = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".unpack-{key}-", dir=cache))
         try:
@@ -216,12 +220,22 @@ def ensure_rootfs(packages: t.Iterable[str] = DEFAULT_PACKAGES) -> Path:
     return root
 
 
-def _build_tarball(packages: list[str], tarball: Path) -> None:
+def _remove_tree(path: Path) -> None:
+    """rm -rf a build tree, first unmounting what a killed debootstrap left mounted in it (proc, sys)."""
+    prefix = str(path.resolve()) + "/"
+    with contextlib.suppress(OSError):
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+            _run(["umount", "-l", mount], check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_tarball(packages: list[str], tarball: Path, key: str) -> None:
     for tool in ("debootstrap", "zstd", "systemd-nspawn", "ssh-keygen"):
         if not shutil.which(tool):
             raise TestHostError(f"{tool} is missing: apt-get install debootstrap zstd systemd-container openssh-client")
     mirror = debian_mirror()
-    build = Path(tempfile.mkdtemp(prefix=".build-", dir=tarball.parent))
+    build = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=tarball.parent))
     start = time.monotonic()
     log(f"building the {SUITE} rootfs from {mirror} (about a minute, once): {' '.join(packages)}")
     try:
@@ -231,7 +245,7 @@ def _build_tarball(packages: list[str], tarball: Path) -> None:
         _run(["sh", "-c", 'tar -C "$1" --numeric-owner --xattrs --xattrs-include="*" -cf - . | zstd -q -T0 -3 -o "$2" -f', "sh", str(build), str(tmp)])
         tmp.rename(tarball)
     finally:
-        shutil.rmtree(build, ignore_errors=True)
+        _remove_tree(build)
     log(f"built {tarball} ({tarball.stat().st_size >> 20} MB) in {time.monotonic() - start:.0f} s")
 
 

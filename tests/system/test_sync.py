@@ -368,6 +368,36 @@ def test_a_second_sync_is_refused_while_one_holds_the_lock(lab, master):
     assert_nothing_left(lab)
 
 
+NOLOGIN = "System is booting up. Unprivileged users are not permitted to log in yet. Please come back later.\n"
+
+
+def test_a_staging_instance_that_never_lets_us_in_is_told_apart_by_how_it_answers(lab, master):
+    """Still booting (sshd answers, pam_nologin refuses) or unreachable (no sshd): the failure says which, and EC2's view."""
+    before = lab.conf.read_bytes()
+    lab.hosts.image_files = {"/etc/nologin": (NOLOGIN, 0o644)}  # what a host shows until its boot ends
+    try:
+        booting = lab.sync(databases=str(master / "databases"), ssh_timeout=15)
+    finally:
+        lab.hosts.image_files = {}
+    lab.hosts.boot = False  # the instance runs, but nothing ever answers at its address
+    try:
+        unreachable = lab.sync(databases=str(master / "databases"), ssh_timeout=15)
+    finally:
+        lab.hosts.boot = True
+    for run, how in ((booting, "it is still booting: its sshd answers but does not let users in yet (pam_nologin)"),
+                     (unreachable, "it is unreachable: no ssh banner from 10.200.")):  # fmt: skip
+        assert run.returncode != 0
+        assert 'The sync failed at "Wait for the staging instance to answer over ssh"' in run.output, run.output[-3000:]
+        message = run.result["failure"]["msg"]
+        assert how in message, message
+        assert "after 15 s (gbrowse_sync_ssh_timeout); last ssh error: " in message, message
+        assert re.search(r"EC2: state running, status checks: system \w+, instance \w+; console output, last \d+ lines:", message), message
+        assert lab.conf.read_bytes() == before
+        assert not lock_file(lab).exists()
+        assert_nothing_left(lab)
+    assert "System is booting up" in booting.result["failure"]["msg"]
+
+
 def test_a_killed_sync_is_swept_by_sync_cleanup(lab, master):
     before = lab.conf.read_bytes()
     proc = subprocess.Popen(
