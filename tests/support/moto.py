@@ -129,7 +129,9 @@ class MotoServer:
         host: str = "127.0.0.1",
         region: str = REGION,
         env: t.Mapping[str, str] | None = None,
-        startup_timeout: float = 20.0,
+        # A readiness wait, not a time limit: several moto processes starting at once
+        # on a busy 2-core machine take far longer than the usual 3 s to import.
+        startup_timeout: float = 60.0,
     ) -> None:
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', not {mode!r}")

@@ -187,7 +187,7 @@ def ssh_key() -> Path:
 
 
 def ensure_rootfs(packages: t.Iterable[str] = DEFAULT_PACKAGES) -> Path:
-    """An unpacked, read-only rootfs with ``packages``: from the cache, else built (about a minute)."""
+    """An unpacked, read-only rootfs with ``packages``: from the cache, else built (minutes)."""
     _require_root()
     packages = sorted(set(packages))
     key = rootfs_key(packages)
@@ -237,7 +237,7 @@ def _build_tarball(packages: list[str], tarball: Path, key: str) -> None:
     mirror = debian_mirror()
     build = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=tarball.parent))
     start = time.monotonic()
-    log(f"building the {SUITE} rootfs from {mirror} (about a minute, once): {' '.join(packages)}")
+    log(f"building the {SUITE} rootfs from {mirror} (once; minutes, longer on a busy machine): {' '.join(packages)}")
     try:
         _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(build), mirror])
         _customize(build)
