@@ -319,7 +319,8 @@ def test_a_slave_launched_as_the_balancer_launches_it_finds_the_synced_data(lab,
     ec2 = boto3_client(lab.ebs.url, region=lab.moto.region)  # through the EBS proxy, as the balancer would be
     instance = ec2.run_instances(
         ImageId=lab.image_id, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=lab.subnet_id,
-        BlockDeviceMappings=_ec2.block_device_mappings(image, [snapshot]), UserData=_ec2.default_user_data((8101, 8102), "/var/lib/gbrowse/databases"),  # a Debian master's
+        BlockDeviceMappings=_ec2.block_device_mappings(image, [snapshot]),
+        UserData=_ec2.default_user_data((8101, 8102), "/var/lib/gbrowse/databases"),  # a Debian master's
     )["Instances"][0]["InstanceId"]  # fmt: skip
     try:
         deadline = time.monotonic() + 120
