@@ -75,6 +75,7 @@ class MasterConf:
     reload_command: str = "apache2ctl graceful"  # "" (set empty): no reload, for CGI-only masters
     on_exit: str = "terminate"
     load_signal: str = "rate"
+    scaling_policy: str = "adaptive"
     scale_in_delay: float = 0.0  # minutes; 0 = off
     max_launch_per_poll: int | None = None  # None = no limit
     status_timeout: float = 5.0  # seconds
@@ -311,6 +312,7 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("reload_command", "reload_command", _text, empty=""),
         _Key("on_exit", "on_exit", _choice("terminate", "keep")),
         _Key("load_signal", "load_signal", _choice("rate", "reqpersec", "busy_workers")),
+        _Key("scaling_policy", "scaling_policy", _choice("adaptive", "immediate")),
         _Key("scale_in_delay", "scale_in_delay", _between(0, 1440, "minutes")),
         _Key("max_launch_per_poll", "max_launch_per_poll", _between(1, MAX_SLAVES, whole=True)),
         _Key("status_timeout", "status_timeout", _between(0.1, 300, "seconds")),

@@ -8,8 +8,8 @@
 State that matters lives in EC2 tags, not in this process: the fleet is
 whatever carries our balancer id, so a restarted balancer adopts what it had.
 The only memory kept here is which slaves answered the readiness check and
-when, and recent bands for scale-in stabilization; both are rebuilt within a
-poll or two after a restart.
+when, and the controller's recent load samples; both are rebuilt within a
+poll or two (the samples: within the controller's windows) after a restart.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 # command with subprocess like any daemon does.
 # pylint: disable=ansible-bad-function
 
-import collections
 import dataclasses
 import logging
 import os
@@ -30,15 +29,13 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SAMPLE_INTERVAL, Controller, Policy
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
     Band,
     Plan,
-    Slave,
     SlaveState,
     counts,
     plan as make_plan,
-    stabilized,
-    wanted,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
@@ -256,8 +253,8 @@ class Balancer:
         self.gbrowse_conf_dir = gbrowse_conf_dir
         self.publish_error: str | None = None  # why the last publish failed; None when GBrowse has our farm
         self._reload_due = False  # renderfarm.conf changed but the reload failed: reload again next poll
-        self.history: collections.deque[tuple[float, Band]] = collections.deque(maxlen=10_000)
-        self.last_band: Band | None = None
+        self.controller = Controller(conf.table, Policy.from_master(conf.master))
+        self.alive = 0  # slaves not going away, as of the last poll
         self._spec: LaunchSpec | None = None
 
     # -- configuration ------------------------------------------------------
@@ -268,6 +265,8 @@ class Balancer:
         Returns True when the load meter changed (a new Apache URL): it needs a new baseline.
         """
         old = self.conf.master
+        if (conf.table, Policy.from_master(conf.master)) != (self.conf.table, self.controller.policy):
+            self.controller = Controller(conf.table, Policy.from_master(conf.master))
         self.conf = self.fleet.conf = conf
         self._spec = None
         if (old.server_status_url, old.status_timeout) == (conf.master.server_status_url, conf.master.status_timeout):
@@ -278,10 +277,21 @@ class Balancer:
     # -- one poll -------------------------------------------------------------
 
     def sample(self) -> tuple[Load | None, str | None]:
+        """Read Apache once and give the reading to the controller."""
         try:
-            return self.meter.sample(), None
+            load, error = self.meter.sample(), None
         except StatusError as exc:
-            return None, str(exc)
+            load, error = None, str(exc)
+        value = load.signal(self.conf.master.load_signal) if load is not None else None
+        self.controller.observe(self.clock(), value, load.interval if load is not None else 0.0)
+        return load, error
+
+    def sample_between_polls(self) -> bool:
+        """A sample between polls (adaptive policy); True when the load already calls for more slaves."""
+        load, error = self.sample()
+        if error:
+            LOG.debug("Sample between polls failed: %s", error)
+        return self.controller.wants_more(self.clock(), self.alive)
 
     def poll(self, load: Load | None = None, load_error: str | None = None, *, sampled: bool = False) -> PollReport:
         """Run one poll. ``load`` may be passed in by a caller that sampled already."""
@@ -309,7 +319,9 @@ class Balancer:
                 self.conf.slave.ready_misses,
             )
         slaves, expired = fleet.slaves, fleet.expired
-        band, held = self._band(value, slaves, now)
+        alive = sum(1 for s in slaves if s.state is not SlaveState.GOING)
+        decision = self.controller.decide(now, alive)
+        band, held = decision.band, decision.held
         plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
 
         removing = list(plan.remove) + [i for i in expired if i not in plan.remove]
@@ -334,8 +346,9 @@ class Balancer:
             if plan.launch:
                 launched = self._launch(plan.launch, errors)
 
+        self.alive = plan.current - len(plan.remove) + len(launched)
         report = PollReport(
-            load=value,
+            load=decision.estimate if decision.estimate is not None else value,
             load_signal=signal_name,
             req_per_sec=load.req_per_sec if load else None,
             busy_workers=load.busy_workers if load else None,
@@ -356,21 +369,6 @@ class Balancer:
         # and what changed (ready, lost, launched, terminated) at 2.
         LOG.debug(report.status_line())
         return report
-
-    def _band(self, value: float | None, slaves: t.Sequence[Slave], now: float) -> tuple[Band, bool]:
-        """The wanted band; without a load figure, hold: never scale in on missing data."""
-        if value is None:
-            alive = sum(1 for s in slaves if s.state is not SlaveState.GOING)
-            last = self.last_band or Band(0, 0)
-            return Band(last.min, max(last.max, alive)), True
-        band = wanted(value, self.conf.table)
-        self.history.append((now, band))
-        window = self.conf.master.scale_in_delay * 60
-        while self.history and self.history[0][0] < now - window:
-            self.history.popleft()
-        band = stabilized(band, self.history, now, window)
-        self.last_band = band
-        return band, False
 
     # -- acting -------------------------------------------------------------
 
@@ -480,11 +478,18 @@ def run(
     on_report: t.Callable[[PollReport], None] | None = None,
     monotonic: t.Callable[[], float] = time.monotonic,
 ) -> int:
-    """The loop: ``while not stop: poll(); sleep until the next poll (pinging the watchdog)``."""
+    """The loop: ``while not stop: poll(); sleep until the next poll (pinging the watchdog)``.
+
+    With the adaptive policy Apache is also sampled every SAMPLE_INTERVAL
+    seconds in between (one status read), and a load that already calls for
+    more slaves polls at once instead of waiting for the next poll.
+    """
     notifier.send("READY=1", "STATUS=Taking a baseline sample of the load")
     balancer.sample()  # baseline: the first rate needs two readings
     next_poll = monotonic() + balancer.conf.master.poll_interval * 60
+    next_sample = monotonic() + SAMPLE_INTERVAL
     while True:
+        early = False
         while not signals.stop:
             if signals.reload:
                 signals.reload = False
@@ -497,12 +502,22 @@ def run(
             remaining = next_poll - monotonic()
             if remaining <= 0:
                 break
+            if balancer.controller.policy.samples_between_polls:
+                if next_sample <= monotonic():
+                    next_sample = monotonic() + SAMPLE_INTERVAL
+                    if balancer.sample_between_polls():
+                        early = True
+                        break
+                    continue
+                remaining = min(remaining, next_sample - monotonic())
             step = remaining if notifier.watchdog_interval is None else min(remaining, notifier.watchdog_interval)
             signals.wait(step)
             notifier.send("WATCHDOG=1")
         if signals.stop:
             break
-        next_poll += balancer.conf.master.poll_interval * 60
+        if not early:
+            next_poll += balancer.conf.master.poll_interval * 60
+        next_sample = monotonic() + SAMPLE_INTERVAL
         try:
             report = balancer.poll()
         except EC2Error as exc:

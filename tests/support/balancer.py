@@ -69,6 +69,9 @@ def write_conf(
         "renderfarm_conf": str(directory / "renderfarm.conf"),
         "reload_command": "true",
         "status_timeout": "2",
+        # These tests check the daemon's mechanics poll by poll; the adaptive
+        # policy's windows are minutes long (test_balancer has its own test of it).
+        "scaling_policy": "immediate",
         **(extra_master or {}),
     }
     slave = {

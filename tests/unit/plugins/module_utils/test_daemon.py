@@ -39,6 +39,7 @@ CONF = """[LOAD TABLE]
 [MASTER]
 renderfarm_conf = {farm}
 reload_command = true
+scaling_policy = {policy}
 [SLAVE]
 image_id = ami-12345678
 ports = 8101 8102
@@ -52,6 +53,7 @@ class FakeLoad:
     req_per_sec: float | None = 1.0
     busy_workers: int | None = 1
     idle_workers: int | None = 9
+    interval: float = 30.0
 
     def signal(self, name: str) -> float | None:
         return self.rate
@@ -104,8 +106,8 @@ class FakeEC2:
 
 @pytest.fixture
 def make(tmp_path):
-    def build(rates, ready=lambda address: True, clock=None):
-        conf = parse_conf(CONF.format(farm=tmp_path / "farm" / "renderfarm.conf"), "test.conf")
+    def build(rates, ready=lambda address: True, clock=None, policy="immediate"):
+        conf = parse_conf(CONF.format(farm=tmp_path / "farm" / "renderfarm.conf", policy=policy), "test.conf")
         (tmp_path / "farm").mkdir(exist_ok=True)
         ec2 = FakeEC2()
         now = [1100.0]
@@ -162,6 +164,20 @@ def test_missing_load_holds_the_fleet(make):
     assert held.errors and "connection refused" in held.errors[0]
     now[0] += 30
     assert bal.poll().plan.remove  # with a real figure again, scale-in proceeds
+
+
+def test_adaptive_policy_rises_at_once_and_keeps_the_fleet_through_a_quiet_poll(make):
+    bal, ec2, now = make([20, 20, 0, 0], policy="adaptive")
+    first = bal.poll()
+    assert first.plan.launch == 2 and first.load == 20
+    ec2.reveal()
+    now[0] += 30
+    bal.poll()
+    now[0] += 30
+    quiet = bal.poll()  # the last minute averages 10 req/s: still the 2-3 row
+    assert quiet.plan.idle and quiet.band.min == 2 and quiet.load == pytest.approx(10)
+    now[0] += 30
+    assert bal.poll().plan.idle  # 0 req/s for a minute: kept within the hold window
 
 
 def test_renderfarm_lists_every_port_and_drops_removed_first(make, tmp_path):

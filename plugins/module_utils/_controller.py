@@ -1,0 +1,276 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The controller: load samples in, the wanted band out.
+
+Pure and replayable: no clock, no I/O. Time enters as numbers (seconds) the
+caller passes in, so the daemon (real Apache samples) and the simulator
+(replayed access logs) run exactly this code.
+
+Two policies (``scaling_policy`` in ``[MASTER]``):
+
+``immediate``
+    The balancer as it was before this controller: each poll the band is the
+    load table's row for the poll's value of the load signal, held up by
+    ``scale_in_delay`` (the highest min of the last N minutes). With
+    ``load_signal = reqpersec`` this is the original Perl balancer.
+
+``adaptive`` (default)
+    Samples every ``sample_interval`` seconds between polls, and
+
+    - rises fast: the load estimate is the rate over the last 60 s (what the
+      table's thresholds mean), plus ``headroom``; a row higher than the
+      current one is taken at once;
+    - falls slowly: a lower row is taken only when a high percentile
+      (:data:`SCALE_IN_QUANTILE`) of the last :data:`SCALE_IN_WINDOW` seconds
+      of estimates is below the lower row's ceiling by a hysteresis margin
+      (:data:`HYSTERESIS`), so one quiet minute in a busy hour, or a load
+      wobbling at a threshold, moves nothing;
+    - never gives up a row it rose to within :data:`HOLD` seconds (10 min):
+      a slave launched for a burst is not terminated before it has been of
+      use (no flapping).
+
+    ``scale_in_delay`` applies on top, as for ``immediate``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import collections
+import typing as t
+from dataclasses import dataclass
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
+    Band,
+    LoadRow,
+    stabilized,
+    wanted,
+)
+
+POLICIES = ("adaptive", "immediate")
+
+#: Seconds between samples of Apache between polls (adaptive policy).
+SAMPLE_INTERVAL = 5.0
+
+#: Seconds of samples in the adaptive load estimate: the table's req/s are
+#: requests over the last minute.
+ESTIMATE_WINDOW = 60.0
+#: Seconds of estimates the scale-in percentile looks at.
+SCALE_IN_WINDOW = 20 * 60.0
+#: The percentile of those estimates that must be below a row to leave it.
+SCALE_IN_QUANTILE = 0.95
+#: Fraction under a threshold the scale-in percentile must be to leave a row.
+HYSTERESIS = 0.10
+#: Seconds a row the controller rose to is kept at least.
+HOLD = 10 * 60.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the controller turns samples into a band (from ``[MASTER]``)."""
+
+    name: str = "adaptive"
+    scale_in_delay: float = 0.0  # seconds; today's stabilization, both policies
+    headroom: float = 0.0  # fraction added to the load estimate (adaptive)
+    estimate_window: float = ESTIMATE_WINDOW
+    scale_in_window: float = SCALE_IN_WINDOW
+    scale_in_quantile: float = SCALE_IN_QUANTILE
+    hysteresis: float = HYSTERESIS
+    hold: float = HOLD
+    margin: float = 0.0  # standard deviations of the estimate's noise added to it (adaptive)
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown scaling policy {self.name!r} (known: {', '.join(POLICIES)})")
+        if self.scale_in_delay < 0 or self.headroom < 0 or self.estimate_window <= 0 or self.hold < 0:
+            raise ValueError("invalid policy parameters")
+        if not 0 < self.scale_in_quantile <= 1 or not 0 <= self.hysteresis < 1 or self.scale_in_window < 0:
+            raise ValueError("invalid policy parameters")
+
+    @property
+    def samples_between_polls(self) -> bool:
+        """Whether the daemon should sample Apache between polls for this policy."""
+        return self.name == "adaptive"
+
+    @classmethod
+    def from_master(cls, master: t.Any) -> "Policy":
+        """The policy of a ``MasterConf`` (keys it lacks take their defaults)."""
+        return cls(
+            name=getattr(master, "scaling_policy", "adaptive"),
+            scale_in_delay=float(getattr(master, "scale_in_delay", 0.0)) * 60,
+            headroom=float(getattr(master, "headroom", 0.0)) / 100,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The controller's answer at one poll."""
+
+    band: Band
+    estimate: float | None  # the load the band was read from (req/s); None when held
+    held: bool  # no load figure: the fleet is held as it is
+
+
+class Controller:
+    """State: recent samples and bands. ``observe`` each sample, ``decide`` each poll."""
+
+    def __init__(self, table: t.Sequence[LoadRow], policy: Policy | None = None) -> None:
+        self.table = tuple(sorted(table, key=lambda r: r.threshold))
+        self.policy = policy or Policy()
+        self._thresholds = [row.threshold for row in self.table]
+        # (end time, value, seconds covered) of each sample; None values are gaps.
+        self._samples: collections.deque[tuple[float, float, float]] = collections.deque()
+        self._last_value: float | None = None
+        self._missing = False
+        # (time, estimate) at each decision, for the scale-in percentile.
+        self._estimates: collections.deque[tuple[float, float]] = collections.deque()
+        self._rises: collections.deque[tuple[float, int]] = collections.deque()  # (time, min launched for)
+        self._row = -1  # adaptive: current row index, -1 below the first
+        self._history: collections.deque[tuple[float, Band]] = collections.deque()
+        self._last_band: Band | None = None
+        self._noise: collections.deque[tuple[float, float, float]] = collections.deque()
+        self._prev_count: float | None = None
+        self._prev_interval = 0.0
+
+    def dispersion(self) -> float:
+        """Variance over mean of requests per sample in the last hour (1 for Poisson arrivals, ~8 for page views)."""
+        squares = sum(d for _, d, _ in self._noise)
+        total = sum(c for _, _, c in self._noise)
+        return max(1.0, squares / total) if total > 0 else 1.0
+
+    # -- input ----------------------------------------------------------------
+
+    def observe(self, now: float, value: float | None, interval: float = 0.0) -> None:
+        """One reading of the load signal at ``now``.
+
+        ``value`` is the signal (the rate over the ``interval`` seconds before
+        ``now`` for ``rate``; a level for the other signals), None when Apache
+        could not be read or gave no figure (the baseline sample).
+        """
+        if value is None:
+            self._missing = True
+            return
+        self._missing = False
+        self._last_value = float(value)
+        self._samples.append((now, float(value), max(0.0, float(interval))))
+        if interval > 0:
+            # Requests per sample, for the noise estimate (burstiness: requests per arrival).
+            count = float(value) * interval
+            if self._prev_count is not None and abs(interval - self._prev_interval) < 0.5:
+                self._noise.append((now, (count - self._prev_count) ** 2, count + self._prev_count))
+                while self._noise and self._noise[0][0] < now - 3600:
+                    self._noise.popleft()
+            self._prev_count, self._prev_interval = count, interval
+        horizon = now - self.policy.estimate_window
+        while self._samples and self._samples[0][0] - self._samples[0][2] < horizon and len(self._samples) > 1:
+            # Drop samples wholly older than the window (keep one to cover it).
+            if self._samples[1][0] - self._samples[1][2] <= horizon:
+                self._samples.popleft()
+            else:
+                break
+
+    def estimate(self, now: float) -> float | None:
+        """The load over the last ``estimate_window`` seconds, from the samples (time-weighted)."""
+        start = now - self.policy.estimate_window
+        total = weight = 0.0
+        for end, value, span in self._samples:
+            begin = end - span if span > 0 else end
+            if end < start:
+                continue
+            overlap = min(end, now) - max(begin, start) if span > 0 else 1.0
+            if overlap <= 0:
+                continue
+            total += value * overlap
+            weight += overlap
+        if weight <= 0:
+            return self._last_value
+        return total / weight
+
+    # -- output ---------------------------------------------------------------
+
+    def wants_more(self, now: float, alive: int) -> bool:
+        """Whether the load since the last poll already calls for more than ``alive`` slaves.
+
+        Cheap and without side effects: the daemon asks after each sample between
+        polls and polls at once when the answer is yes (adaptive policy only).
+        """
+        if self.policy.name != "adaptive" or self._missing or self._last_value is None:
+            return False
+        load = self.estimate(now)
+        if load is None:
+            return False
+        row = self._index(self._boost(load))
+        return row >= 0 and self.table[row].min > alive
+
+    def _boost(self, load: float) -> float:
+        p = self.policy
+        boosted = load * (1 + p.headroom)
+        if p.margin > 0:
+            # The 60 s rate of bursty traffic wobbles by sqrt(dispersion * load / window).
+            boosted += p.margin * math.sqrt(self.dispersion() * max(load, 1.0 / p.estimate_window) / p.estimate_window)
+        return boosted
+
+    def decide(self, now: float, alive: int = 0) -> Decision:
+        """The band at ``now``; ``alive`` is how many slaves are not going away (for a hold)."""
+        if self._missing or self._last_value is None:
+            # Without a load figure, hold: never scale in on missing data.
+            last = self._last_band or Band(0, 0)
+            return Decision(Band(last.min, max(last.max, alive)), None, True)
+        if self.policy.name == "immediate":
+            value = self._last_value
+            band = wanted(value, self.table)
+        else:
+            value = self.estimate(now)
+            assert value is not None
+            band = self._adaptive(now, value, alive)
+        band = self._stabilize(now, band)
+        self._last_band = band
+        return Decision(band, value, False)
+
+    def _index(self, load: float) -> int:
+        return bisect.bisect_right(self._thresholds, load) - 1
+
+    def _adaptive(self, now: float, load: float, alive: int) -> Band:
+        p = self.policy
+        boosted = self._boost(load)
+        self._estimates.append((now, boosted))
+        while self._estimates and self._estimates[0][0] < now - p.scale_in_window:
+            self._estimates.popleft()
+        while self._rises and self._rises[0][0] < now - p.hold:
+            self._rises.popleft()
+        up = self._index(boosted)
+        row = self._row
+        if up > row:
+            row = up
+        elif row >= 0:
+            values = sorted(v for _, v in self._estimates)
+            high = values[min(len(values) - 1, int(p.scale_in_quantile * len(values)))]
+            # Leave the row only when the percentile is under its threshold by the margin;
+            # then go to the row the percentile is in (never below the current load's).
+            if high < self._thresholds[row] * (1 - p.hysteresis):
+                row = max(up, self._index(high / (1 - p.hysteresis)))
+        self._row = row
+        # The min of the row kept, the max of the current load's row (as scale_in_delay
+        # does): slaves above what the load allows go as soon as the min lets them.
+        low = 0 if row < 0 else self.table[row].min
+        band = Band(low, max(low, 0 if up < 0 else self.table[up].max))
+        if band.min > alive:
+            # Slaves will be launched for this: keep them at least ``hold`` seconds.
+            self._rises.append((now, band.min))
+        floor = max((n for _, n in self._rises), default=0)
+        if floor > band.min:
+            band = Band(floor, max(band.max, floor))
+        return band
+
+    def _stabilize(self, now: float, band: Band) -> Band:
+        window = self.policy.scale_in_delay
+        self._history.append((now, band))
+        while self._history and self._history[0][0] < now - window:
+            self._history.popleft()
+        return stabilized(band, self._history, now, window)
+
+
+__all__ = ["Controller", "Decision", "Policy", "POLICIES", "wanted"]

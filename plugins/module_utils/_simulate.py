@@ -1,0 +1,742 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""``gbrowse_aws_balancer simulate``: replay traffic through the balancer's own decision code.
+
+The load comes from Apache access logs (common or combined format, plain or
+gzip) or a CSV of requests per second. It is replayed through the same
+:class:`~._controller.Controller` and :func:`~._decision.plan` the daemon
+runs, against a model of EC2 (:class:`Model`): boot times, launch failures,
+slaves that never answer, spot reclaims. See docs/simulate.md.
+
+Definitions (the figures of issue 13, so runs compare):
+
+- *true load*: requests served over the trailing 60 s, per second;
+- *under-provisioned*: time with fewer ready slaves than the table's min for
+  the true load;
+- *flap*: a slave the balancer terminated less than 10 minutes after
+  launching it (reclaims and replacements of never-ready slaves excluded);
+- *oracle*: the table's min for the true load ready at every moment, each
+  slave launched one (mean) boot time ahead; a slave is kept through a dip
+  when that costs less than launching it again;
+- billing: per second from the end of EC2 pending, at least 60 s.
+
+Pure Python, no numpy: matplotlib is imported only for ``--plot``.
+"""
+
+from __future__ import annotations
+
+# This file is a command's front: it prints and exits like any command does.
+# pylint: disable=ansible-bad-function
+
+import argparse
+import bisect
+import calendar
+import glob
+import gzip
+import json
+import math
+import os
+import random
+import sys
+import typing as t
+from dataclasses import asdict, dataclass, field
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SAMPLE_INTERVAL, Controller, Policy
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, Slave, SlaveState
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import plan as make_plan
+
+#: Longest trace replayed, seconds (per-second lists: 92 days is ~8 M entries).
+MAX_SPAN = 92 * 86400
+#: Above this fraction of unreadable lines, an input is refused.
+MAX_BAD_FRACTION = 0.01
+#: A log line may be this many seconds older than an earlier line (Apache logs
+#: a request when it ends, stamped when it started); more is an unsorted log.
+LOG_DISORDER = 600
+FLAP_AGE = 600.0
+TRUE_LOAD_WINDOW = 60
+
+
+class InputError(Exception):
+    """An input that cannot be replayed; the message names FILE or FILE:LINE."""
+
+
+# --------------------------------------------------------------------------
+# input
+
+
+@dataclass
+class Trace:
+    """Requests per second from ``start`` (epoch seconds)."""
+
+    start: int
+    counts: list[int]
+    lines: int = 0
+    bad: int = 0
+    sources: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> int:
+        return len(self.counts)
+
+
+_MONTHS = {m: i + 1 for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
+
+
+def _log_time(stamp: str) -> int:
+    """``10/Oct/2000:13:55:36 -0700`` -> epoch seconds; ValueError when it is not one."""
+    if len(stamp) != 26 or stamp[2] != "/" or stamp[6] != "/" or stamp[11] != ":" or stamp[20] != " ":
+        raise ValueError(stamp)
+    day, month, year = int(stamp[0:2]), _MONTHS[stamp[3:6]], int(stamp[7:11])
+    hour, minute, sec = int(stamp[12:14]), int(stamp[15:17]), int(stamp[18:20])
+    sign = -1 if stamp[21] == "-" else 1 if stamp[21] == "+" else None
+    if sign is None or not (1 <= day <= 31 and hour < 24 and minute < 60 and sec < 61):
+        raise ValueError(stamp)
+    offset = sign * (int(stamp[22:24]) * 3600 + int(stamp[24:26]) * 60)
+    return calendar.timegm((year, month, day, hour, minute, sec, 0, 0, 0)) - offset
+
+
+def _open(path: str) -> t.BinaryIO:
+    handle = open(path, "rb")  # pylint: disable=consider-using-with
+    magic = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
+    if magic == b"\x1f\x8b":
+        return t.cast(t.BinaryIO, gzip.GzipFile(fileobj=handle, mode="rb"))
+    return handle
+
+
+def expand(patterns: t.Sequence[str]) -> list[str]:
+    """File names from names and globs, each once; InputError for a name that matches nothing."""
+    paths: list[str] = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matched:
+            raise InputError(f"{pattern}: no such file")
+        for path in matched:
+            if os.path.realpath(path) not in (os.path.realpath(p) for p in paths):
+                paths.append(path)
+    return paths
+
+
+def _is_csv(first: bytes) -> bool:
+    text = first.strip().lower()
+    return not b"[" in text and (b"," in text or text.replace(b".", b"").isdigit() or text.startswith(b"time"))
+
+
+def read_trace(patterns: t.Sequence[str]) -> Trace:
+    """Per-second request counts from access logs and/or CSV files (kinds told apart by content)."""
+    per_second: dict[int, int] = {}
+    lines = bad = 0
+    sources = expand(patterns)
+    warnings: list[str] = []
+    for path in sources:
+        try:
+            with _open(path) as handle:
+                first = handle.readline()
+                rest = handle
+                if _is_csv(first):
+                    n, b, msgs = _read_csv(path, first, rest, per_second)
+                else:
+                    n, b, msgs = _read_log(path, first, rest, per_second)
+        except OSError as exc:
+            raise InputError(f"{path}: {exc.strerror or exc}") from None
+        except EOFError:
+            raise InputError(f"{path}: truncated gzip file") from None
+        if n and b > max(0, n * MAX_BAD_FRACTION):
+            raise InputError("\n".join(msgs[:5] + [f"{path}: {b} of {n} lines unreadable (more than 1 %): not replayed"]))
+        if n and b == n:
+            raise InputError("\n".join(msgs[:5] + [f"{path}: no line could be read as a request"]))
+        if b:
+            warnings += msgs[:3] + [f"{path}: {b} of {n} lines skipped"]
+        lines += n
+        bad += b
+    if not per_second or not any(per_second.values()):
+        raise InputError(f"{', '.join(sources)}: no requests to replay (empty input)")
+    start, end = min(per_second), max(per_second)
+    if end - start + 1 > MAX_SPAN:
+        raise InputError(
+            f"{', '.join(sources)}: the requests span {(end - start) / 86400:.0f} days; "
+            f"at most {MAX_SPAN // 86400} days are replayed at once"
+        )
+    counts = [0] * (end - start + 1)
+    for second, n in per_second.items():
+        counts[second - start] += n
+    return Trace(start=start, counts=counts, lines=lines, bad=bad, sources=sources, warnings=warnings)
+
+
+def _read_log(path: str, first: bytes, rest: t.Iterable[bytes], per_second: dict[int, int]) -> tuple[int, int, list[str]]:
+    cache: dict[bytes, int] = {}
+    number = bad = 0
+    latest = -(2**62)
+    msgs: list[str] = []
+    get = per_second.get
+    for line in _chain(first, rest):
+        number += 1
+        # host ident user [dd/Mon/yyyy:HH:MM:SS +zzzz] "request" status size ...
+        open_at = line.find(b" [")
+        key = line[open_at + 2 : open_at + 28]
+        when = cache.get(key)
+        if when is None or line[open_at + 28 : open_at + 31] != b'] "':
+            if open_at < 0 or line[open_at + 28 : open_at + 31] != b'] "':
+                if line.strip():
+                    bad += 1
+                    if len(msgs) < 5:
+                        msgs.append(f"{path}:{number}: not an access log line (common or combined format)")
+                continue
+            try:
+                when = _log_time(key.decode("ascii"))
+            except (ValueError, KeyError, UnicodeDecodeError):
+                bad += 1
+                if len(msgs) < 5:
+                    msgs.append(f"{path}:{number}: unreadable time [{key.decode('ascii', 'replace')}]")
+                continue
+            cache[key] = when
+        if when < latest - LOG_DISORDER:
+            raise InputError(
+                f"{path}:{number}: time {_show_time(when)} is before {_show_time(latest)} of an earlier line: "
+                "the log is not in time order (concatenated logs? give each file separately)"
+            )
+        if when > latest:
+            latest = when
+        if b"/server-status" in line[open_at + 30 : open_at + 80]:
+            continue  # the balancer's own status reads
+        per_second[when] = get(when, 0) + 1
+    return number, bad, msgs
+
+
+def _chain(first: bytes, rest: t.Iterable[bytes]) -> t.Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _show_time(epoch: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _csv_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        import datetime
+
+        value = datetime.datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+
+
+def _read_csv(path: str, first: bytes, rest: t.Iterable[bytes], per_second: dict[int, int]) -> tuple[int, int, list[str]]:
+    """``time,requests`` rows (time in epoch seconds or ISO 8601), or one count per line (second 0, 1...)."""
+    number = bad = 0
+    msgs: list[str] = []
+    previous: float | None = None
+    implicit = 0
+    for raw in _chain(first, rest):
+        number += 1
+        text = raw.decode("utf-8", "replace").strip()
+        if not text or text.startswith("#"):
+            continue
+        if number == 1 and not text[0].isdigit():
+            continue  # a header
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            if len(parts) == 1:
+                when, count = float(implicit), float(parts[0])
+                implicit += 1
+            elif len(parts) == 2:
+                when, count = _csv_time(parts[0]), float(parts[1])
+            else:
+                raise ValueError
+            if count < 0 or not math.isfinite(count) or not math.isfinite(when) or count != int(count):
+                raise ValueError
+        except ValueError:
+            bad += 1
+            if len(msgs) < 5:
+                msgs.append(f"{path}:{number}: expected 'time,requests' (a whole number of requests), got {text[:60]!r}")
+            continue
+        if previous is not None and when <= previous:
+            raise InputError(f"{path}:{number}: time {parts[0]} is not after the previous row's: the rows must be in time order")
+        previous = when
+        second = int(when)
+        per_second[second] = per_second.get(second, 0) + int(count)
+    return number, bad, msgs
+
+
+# --------------------------------------------------------------------------
+# the EC2 model
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the simulated EC2 does. Defaults: see docs/simulate.md for the sources.
+
+    ``boot_min``..``boot_max``: seconds from the launch call until the slave
+    answers (uniform; issue 13's 60-240 s, EC2 pending plus the slave's boot).
+    ``pending``: seconds of EC2 pending (not billed) at the start of that.
+    ``launch_failure``: chance a launch call gets no capacity (retried next poll).
+    ``never_ready``: chance a slave never answers (replaced after ready_timeout).
+    ``reclaims_per_month``: chance a slave running for a month is reclaimed
+    (AWS Spot Instance Advisor's lowest band, "<5 %").
+    """
+
+    boot_min: float = 60.0
+    boot_max: float = 240.0
+    pending: float = 15.0
+    launch_failure: float = 0.01
+    never_ready: float = 0.01
+    reclaims_per_month: float = 0.05
+    seed: int = 1
+
+    @property
+    def reclaim_rate(self) -> float:
+        """Reclaims per slave-second."""
+        if self.reclaims_per_month <= 0:
+            return 0.0
+        return -math.log(1 - min(self.reclaims_per_month, 0.999999)) / (730 * 3600)
+
+
+@dataclass
+class _SimSlave:
+    id: str
+    launched: float
+    running: float  # end of pending: billing starts
+    answers: float | None  # None: never answers
+    reclaim: float
+    ready: float | None = None
+    ended: float | None = None
+    why: str = ""  # balancer | unready | reclaim | end
+
+
+@dataclass
+class Result:
+    """The figures of one replay."""
+
+    name: str
+    seconds: int
+    slave_hours: float
+    dollars: float
+    under_provisioned: float  # fraction of the time
+    flaps_per_day: float
+    launches_per_day: float
+    oracle_slave_hours: float
+    reclaims: int = 0
+    launch_failures: int = 0
+    series: dict[str, list[float]] | None = None
+
+    @property
+    def vs_oracle(self) -> float:
+        return self.slave_hours / self.oracle_slave_hours if self.oracle_slave_hours else float("inf")
+
+    def as_dict(self) -> dict[str, t.Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "series"}
+        data["vs_oracle"] = None if math.isinf(self.vs_oracle) else round(self.vs_oracle, 4)
+        return data
+
+
+def true_load(counts: t.Sequence[int]) -> list[float]:
+    """Requests over the trailing 60 s, divided by 60, at each second."""
+    out = [0.0] * len(counts)
+    window = 0
+    for i, n in enumerate(counts):
+        window += n
+        if i >= TRUE_LOAD_WINDOW:
+            window -= counts[i - TRUE_LOAD_WINDOW]
+        out[i] = window / TRUE_LOAD_WINDOW
+    return out
+
+
+def needed(load: t.Sequence[float], table: t.Sequence[LoadRow]) -> list[int]:
+    """The table's min for each second's load."""
+    rows = sorted(table, key=lambda r: r.threshold)
+    thresholds = [r.threshold for r in rows]
+    mins = [0] + [r.min for r in rows]
+    cache: dict[float, int] = {}
+    out = []
+    for value in load:
+        n = cache.get(value)
+        if n is None:
+            n = cache[value] = mins[bisect.bisect_right(thresholds, value)]
+        out.append(n)
+    return out
+
+
+def oracle_seconds(need: t.Sequence[int], overhead: float) -> float:
+    """Billed slave-seconds of the oracle for per-second needs.
+
+    Level k's slave runs while need >= k, started ``overhead`` seconds (boot
+    after pending) early; kept through a gap shorter than ``overhead``
+    (cheaper than relaunching); billed at least 60 s a run.
+    """
+    total = 0.0
+    starts: dict[int, int] = {}  # level -> start of its current run
+    ends: dict[int, int] = {}  # level -> end of its previous run (pending merge)
+    runs: dict[int, int] = {}  # level -> start of the run being merged into
+    previous = 0
+
+    def close(level: int, start: int, end: int) -> float:
+        return max(60.0, end - start + overhead)
+
+    for second, n in enumerate(list(need) + [0]):
+        if n > previous:
+            for level in range(previous + 1, n + 1):
+                if level in ends and second - ends[level] < overhead:
+                    starts[level] = runs[level]  # keep the slave through the gap
+                    del ends[level]
+                else:
+                    if level in ends:
+                        total += close(level, runs[level], ends.pop(level))
+                    starts[level] = second
+        elif n < previous:
+            for level in range(n + 1, previous + 1):
+                runs[level] = starts.pop(level)
+                ends[level] = second
+        previous = n
+    for level, end in ends.items():
+        total += close(level, runs[level], end)
+    return total
+
+
+def simulate(
+    trace: Trace,
+    table: t.Sequence[LoadRow],
+    policy: Policy,
+    *,
+    poll_interval: float = 30.0,
+    signal: str = "rate",
+    model: Model | None = None,
+    max_launch: int | None = None,
+    ready_timeout: float = 300.0,
+    price: float = 0.08,
+    name: str = "",
+    keep_series: bool = False,
+) -> Result:
+    """Replay ``trace`` through the controller and the plan against ``model``."""
+    model = model or Model()
+    if signal not in ("rate", "reqpersec"):
+        raise InputError(f"load_signal = {signal} cannot be simulated from request counts (rate or reqpersec can)")
+    rng = random.Random(model.seed)
+    counts = trace.counts
+    seconds = len(counts)
+    prefix = [0] * (seconds + 1)
+    running_total = 0
+    for i, n in enumerate(counts):
+        running_total += n
+        prefix[i + 1] = running_total
+
+    controller = Controller(table, policy)
+    step = SAMPLE_INTERVAL if policy.samples_between_polls else poll_interval
+    step = min(step, poll_interval)
+    fleet: list[_SimSlave] = []
+    done: list[_SimSlave] = []
+    launch_failures = 0
+    serial = 0
+    rate_reclaim = model.reclaim_rate
+    series: dict[str, list[float]] = {"time": [], "measured": [], "min": [], "max": [], "ready": [], "booting": []}
+
+    # Sample times: every ``step`` s; polls every ``poll_interval`` s. Time is
+    # the end of a second: at time s, counts[0..s-1] have been served.
+    last_sample = 0.0
+    alive_count = 0
+    controller.observe(0.0, None)  # the baseline: no rate yet
+    next_poll = poll_interval
+    now = step
+    while now <= seconds:
+        served = prefix[int(now)] - prefix[int(last_sample)]
+        interval = now - last_sample
+        if signal == "rate":
+            value = served / interval
+        else:
+            value = prefix[int(now)] / now  # Apache's lifetime average since the trace began
+        controller.observe(now, value, interval)
+        last_sample = now
+        due = now + 1e-9 >= next_poll
+        if due or controller.wants_more(now, alive_count):
+            if due:
+                next_poll += poll_interval
+            # The fleet at this poll.
+            alive: list[_SimSlave] = []
+            for s in fleet:
+                if s.reclaim <= now:
+                    s.ended, s.why = s.reclaim, "reclaim"
+                    done.append(s)
+                    continue
+                if s.ready is None and s.answers is not None and s.answers <= now:
+                    s.ready = now  # joins the farm at the poll after it answers
+                alive.append(s)
+            expired = [s for s in alive if s.ready is None and now - s.launched > ready_timeout]
+            for s in expired:
+                s.ended, s.why = now, "unready"
+                done.append(s)
+            alive = [s for s in alive if s.ended is None]
+            view = [
+                Slave(
+                    s.id,
+                    SlaveState.READY if s.ready is not None else SlaveState.PENDING if now < s.running else SlaveState.BOOTING,
+                    s.launched,
+                )
+                for s in alive
+            ]
+            decision = controller.decide(now, len(alive))
+            todo = make_plan(decision.band, view, max_launch)
+            if todo.remove:
+                going = set(todo.remove)
+                for s in alive:
+                    if s.id in going:
+                        s.ended, s.why = now, "balancer"
+                        done.append(s)
+                alive = [s for s in alive if s.ended is None]
+            if todo.launch:
+                if rng.random() < model.launch_failure:
+                    launch_failures += 1
+                else:
+                    for _ in range(todo.launch):
+                        serial += 1
+                        boot = rng.uniform(model.boot_min, model.boot_max)
+                        answers = None if rng.random() < model.never_ready else now + boot
+                        life = rng.expovariate(rate_reclaim) if rate_reclaim > 0 else math.inf
+                        running = now + min(model.pending, boot)
+                        alive.append(_SimSlave(f"i-{serial:08x}", now, running, answers, running + life))
+            fleet = alive
+            alive_count = len(alive)
+            if keep_series:
+                series["time"].append(now)
+                series["measured"].append(decision.estimate if decision.estimate is not None else float("nan"))
+                series["min"].append(decision.band.min)
+                series["max"].append(decision.band.max)
+                series["ready"].append(sum(1 for s in alive if s.ready is not None))
+                series["booting"].append(sum(1 for s in alive if s.ready is None))
+        now += step
+    for s in fleet:
+        s.ended, s.why = float(seconds), "end"
+        done.append(s)
+
+    # Figures.
+    load = true_load(counts)
+    need = needed(load, table)
+    ready_delta = [0] * (seconds + 2)
+    billed = 0.0
+    flaps = reclaims = 0
+    for s in done:
+        end = t.cast(float, s.ended)
+        if end > s.running:
+            billed += max(60.0, end - s.running)
+        if s.ready is not None and end > s.ready:
+            ready_delta[min(seconds, math.ceil(s.ready))] += 1
+            ready_delta[min(seconds, math.ceil(end))] -= 1
+        if s.why == "balancer" and end - s.launched < FLAP_AGE:
+            flaps += 1
+        if s.why == "reclaim":
+            reclaims += 1
+    under = 0
+    ready = 0
+    for second in range(seconds):
+        ready += ready_delta[second]
+        if ready < need[second]:
+            under += 1
+    days = seconds / 86400
+    overhead = (model.boot_min + model.boot_max) / 2 - model.pending
+    oracle = oracle_seconds(need, overhead) / 3600
+    result = Result(
+        name=name or policy.name,
+        seconds=seconds,
+        slave_hours=billed / 3600,
+        dollars=billed / 3600 * price,
+        under_provisioned=under / seconds if seconds else 0.0,
+        flaps_per_day=flaps / days,
+        launches_per_day=serial / days,
+        oracle_slave_hours=oracle,
+        reclaims=reclaims,
+        launch_failures=launch_failures,
+    )
+    if keep_series:
+        series["true"] = [load[min(seconds - 1, int(x) - 1)] for x in series["time"]]
+        series["needed"] = [need[min(seconds - 1, int(x) - 1)] for x in series["time"]]
+        result.series = series
+    return result
+
+
+def static_fleet(trace: Trace, table: t.Sequence[LoadRow], quantile: float = 0.99, price: float = 0.08) -> Result:
+    """A fixed fleet sized for the ``quantile`` of the true load, always ready (the bench's baseline)."""
+    load = true_load(trace.counts)
+    need = needed(load, table)
+    level = needed([sorted(load)[min(len(load) - 1, int(quantile * len(load)))]], table)[0]
+    seconds = len(load)
+    under = sum(1 for n in need if level < n)
+    oracle = oracle_seconds(need, (Model().boot_min + Model().boot_max) / 2 - Model().pending) / 3600
+    hours = level * seconds / 3600
+    return Result(f"static p{quantile * 100:g}", seconds, hours, hours * price, under / seconds, 0.0, 0.0, oracle)
+
+
+# --------------------------------------------------------------------------
+# output
+
+
+def format_table(results: t.Sequence[Result]) -> str:
+    rows = [
+        ("", [r.name for r in results]),
+        ("slave-hours", [f"{r.slave_hours:.1f}" for r in results]),
+        ("dollars", [f"{r.dollars:.2f}" for r in results]),
+        ("vs oracle", [f"{r.vs_oracle:.2f}x" for r in results]),
+        ("under-provisioned", [f"{r.under_provisioned * 100:.2f} %" for r in results]),
+        ("flaps a day", [f"{r.flaps_per_day:.1f}" for r in results]),
+        ("launches a day", [f"{r.launches_per_day:.1f}" for r in results]),
+        ("reclaims", [str(r.reclaims) for r in results]),
+        ("failed launch calls", [str(r.launch_failures) for r in results]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    cols = [max(len(row[1][i]) for row in rows) for i in range(len(results))]
+    lines = []
+    for label, cells in rows:
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(cells, cols)))
+    return "\n".join(lines)
+
+
+def plot(results: t.Sequence[Result], path: str, start: int = 0) -> None:
+    """True and measured load, the wanted band, ready and booting slaves, one panel per conf."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    fig, axes = plt.subplots(len(results), 1, figsize=(11, 3.6 * len(results)), sharex=True, squeeze=False)
+    for ax, result in zip(axes[:, 0], results):
+        s = result.series or {}
+        hours = [x / 3600 for x in s.get("time", [])]
+        ax.plot(hours, s.get("true", []), color="0.6", lw=0.6, label="true load (req/s, 60 s)")
+        ax.plot(hours, s.get("measured", []), color="tab:blue", lw=0.6, label="controller's load (req/s)")
+        ax.set_ylabel("req/s")
+        right = ax.twinx()
+        right.fill_between(hours, s.get("min", []), s.get("max", []), step="post", color="tab:green", alpha=0.15, label="wanted band")
+        right.step(hours, s.get("needed", []), where="post", color="black", lw=0.6, ls=":", label="table min for true load")
+        right.step(hours, s.get("ready", []), where="post", color="tab:green", lw=1.0, label="ready slaves")
+        right.step(hours, s.get("booting", []), where="post", color="tab:orange", lw=0.8, label="booting slaves")
+        right.set_ylabel("slaves")
+        ax.set_title(
+            f"{result.name}: {result.slave_hours:.1f} slave-h ({result.vs_oracle:.2f}x oracle), "
+            f"under-provisioned {result.under_provisioned * 100:.2f} %, {result.flaps_per_day:.1f} flaps/day",
+            fontsize=9,
+        )
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        labels = ax.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+        ax.legend(handles, labels, fontsize=7, loc="upper left", ncol=3)
+    axes[-1, 0].set_xlabel("hours since " + (_show_time(start) if start else "the start"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# the command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Model()
+    p = argparse.ArgumentParser(
+        prog="gbrowse_aws_balancer simulate",
+        description="Replay access logs or a CSV of requests per second through the balancer's decision code "
+        "and a model of EC2; print what each conf would have cost and missed.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="LOG", help="access logs (plain or gzip; globs allowed) or CSV files")
+    p.add_argument("--conf", action="append", metavar="FILE", help="aws_balancer.conf to replay (repeat to compare)")
+    p.add_argument("--price", type=float, metavar="USD", help="dollars per slave-hour (default: each conf's spot_bid)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--plot", metavar="FILE", help="draw the replay to FILE.png or FILE.svg (needs matplotlib)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed of the EC2 model (default {d.seed})")
+    p.add_argument("--boot", default=f"{d.boot_min:g}-{d.boot_max:g}", metavar="MIN-MAX", help="seconds from launch to answering (default %(default)s)")
+    p.add_argument("--pending", type=float, default=d.pending, metavar="S", help=f"seconds of EC2 pending, not billed (default {d.pending:g})")
+    p.add_argument("--launch-failure", type=float, default=d.launch_failure, metavar="P", help=f"chance a launch call fails (default {d.launch_failure:g})")
+    p.add_argument("--never-ready", type=float, default=d.never_ready, metavar="P", help=f"chance a slave never answers (default {d.never_ready:g})")
+    p.add_argument("--reclaims", type=float, default=d.reclaims_per_month, metavar="P", help=f"chance a slave is reclaimed within a month (default {d.reclaims_per_month:g})")
+    return p
+
+
+def _model(args: argparse.Namespace) -> Model:
+    try:
+        low, _, high = args.boot.partition("-")
+        boot_min, boot_max = float(low), float(high or low)
+    except ValueError:
+        raise InputError(f"--boot {args.boot}: expected MIN-MAX seconds, like 60-240") from None
+    checks = [
+        ("--boot", 0 < boot_min <= boot_max <= 3600, "0 < MIN <= MAX <= 3600"),
+        ("--pending", 0 <= args.pending <= boot_min, "between 0 and the shortest boot"),
+        ("--launch-failure", 0 <= args.launch_failure < 1, "in [0, 1)"),
+        ("--never-ready", 0 <= args.never_ready < 1, "in [0, 1)"),
+        ("--reclaims", 0 <= args.reclaims < 1, "in [0, 1)"),
+        ("--price", args.price is None or (math.isfinite(args.price) and args.price >= 0), "a non-negative number"),
+    ]
+    for option, ok, what in checks:
+        if not ok:
+            raise InputError(f"{option} must be {what}")
+    return Model(boot_min, boot_max, args.pending, args.launch_failure, args.never_ready, args.reclaims, args.seed)
+
+
+def main(argv: t.Sequence[str], default_conf: str) -> int:
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf
+
+    args = build_parser().parse_args(list(argv))
+    try:
+        model = _model(args)
+        if args.plot and not args.plot.lower().endswith((".png", ".svg")):
+            raise InputError(f"--plot {args.plot}: the file name must end in .png or .svg")
+        confs = []
+        for path in args.conf or [default_conf]:
+            try:
+                confs.append((path, load_conf(path)))
+            except ConfError as exc:
+                raise InputError(str(exc)) from None
+        trace = read_trace(args.inputs)
+        for line in trace.warnings:
+            print(line, file=sys.stderr)
+        results = []
+        for path, conf in confs:
+            policy = Policy.from_master(conf.master)
+            results.append(
+                simulate(
+                    trace,
+                    conf.table,
+                    policy,
+                    poll_interval=conf.master.poll_interval * 60,
+                    signal=conf.master.load_signal,
+                    model=model,
+                    max_launch=conf.master.max_launch_per_poll,
+                    ready_timeout=conf.slave.ready_timeout * 60,
+                    price=conf.slave.spot_bid if args.price is None else args.price,
+                    name=os.path.basename(path) if len(confs) == 1 or len({os.path.basename(p) for p, _ in confs}) == len(confs) else path,
+                    keep_series=bool(args.plot),
+                )
+            )
+        if args.plot:
+            try:
+                plot(results, args.plot, trace.start)
+            except ImportError:
+                raise InputError("--plot needs matplotlib (pip install matplotlib)") from None
+            except OSError as exc:
+                raise InputError(f"{args.plot}: {exc.strerror or exc}") from None
+    except InputError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    summary = {
+        "inputs": trace.sources,
+        "start": trace.start,
+        "seconds": trace.seconds,
+        "lines": trace.lines,
+        "skipped_lines": trace.bad,
+        "requests": sum(trace.counts),
+        "model": asdict(model),
+        "results": [r.as_dict() for r in results],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"{trace.seconds / 86400:.2f} days from {_show_time(trace.start)}, {summary['requests']} requests"
+            + (f" ({trace.bad} unreadable lines skipped)" if trace.bad else "")
+        )
+        print(f"oracle: {results[0].oracle_slave_hours:.1f} slave-hours")
+        print(format_table(results))
+    return 0
