@@ -425,7 +425,12 @@ def check_path_option(option: str, path: str) -> None:
 
 
 def balancer_main(argv: t.Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._simulate import main as simulate
+
+        return simulate(argv[1:], DEFAULT_CONF)
+    args = build_parser().parse_args(normalize_argv(argv))
     if args.kill:
         return kill_daemon(args.pidfile)
     gbrowse = find_layout()

@@ -21,16 +21,17 @@ Two policies (``scaling_policy`` in ``[MASTER]``):
     Samples every ``sample_interval`` seconds between polls, and
 
     - rises fast: the load estimate is the rate over the last 60 s (what the
-      table's thresholds mean), plus ``headroom``; a row higher than the
-      current one is taken at once;
+      table's thresholds mean) plus :data:`MARGIN` times its own noise (the
+      wobble of bursty traffic, measured over the last hour); a row higher
+      than the current one is taken at once, and between polls a sample that
+      calls for more slaves than there are polls at once;
     - falls slowly: a lower row is taken only when a high percentile
       (:data:`SCALE_IN_QUANTILE`) of the last :data:`SCALE_IN_WINDOW` seconds
       of estimates is below the lower row's ceiling by a hysteresis margin
       (:data:`HYSTERESIS`), so one quiet minute in a busy hour, or a load
       wobbling at a threshold, moves nothing;
-    - never gives up a row it rose to within :data:`HOLD` seconds (10 min):
-      a slave launched for a burst is not terminated before it has been of
-      use (no flapping).
+    - keeps slaves launched for a rise at least :data:`HOLD` seconds (10 min):
+      no flapping.
 
     ``scale_in_delay`` applies on top, as for ``immediate``.
 """
@@ -64,8 +65,12 @@ SCALE_IN_WINDOW = 20 * 60.0
 SCALE_IN_QUANTILE = 0.95
 #: Fraction under a threshold the scale-in percentile must be to leave a row.
 HYSTERESIS = 0.10
-#: Seconds a row the controller rose to is kept at least.
+#: Seconds slaves launched for a rise are kept at least (a flap is < 10 min).
 HOLD = 10 * 60.0
+#: Standard deviations of the estimate's own noise added to it: the 60 s rate of
+#: page views (~8 requests each) wobbles by sqrt(dispersion * load / 60 s),
+#: 37 % at 1 req/s, 10 % at 10 req/s.
+MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class Policy:
     scale_in_quantile: float = SCALE_IN_QUANTILE
     hysteresis: float = HYSTERESIS
     hold: float = HOLD
-    margin: float = 0.0  # standard deviations of the estimate's noise added to it (adaptive)
+    margin: float = MARGIN  # standard deviations of the estimate's noise added to it (adaptive)
 
     def __post_init__(self) -> None:
         if self.name not in POLICIES:
@@ -97,12 +102,8 @@ class Policy:
 
     @classmethod
     def from_master(cls, master: t.Any) -> "Policy":
-        """The policy of a ``MasterConf`` (keys it lacks take their defaults)."""
-        return cls(
-            name=getattr(master, "scaling_policy", "adaptive"),
-            scale_in_delay=float(getattr(master, "scale_in_delay", 0.0)) * 60,
-            headroom=float(getattr(master, "headroom", 0.0)) / 100,
-        )
+        """The policy of a ``MasterConf``."""
+        return cls(name=master.scaling_policy, scale_in_delay=master.scale_in_delay * 60)
 
 
 @dataclass(frozen=True)
@@ -131,15 +132,15 @@ class Controller:
         self._row = -1  # adaptive: current row index, -1 below the first
         self._history: collections.deque[tuple[float, Band]] = collections.deque()
         self._last_band: Band | None = None
+        self._sum = self._span = 0.0  # running sums of value * span and span over ``_samples``
         self._noise: collections.deque[tuple[float, float, float]] = collections.deque()
         self._prev_count: float | None = None
         self._prev_interval = 0.0
+        self._squares = self._counted = 0.0  # running sums over ``_noise``
 
     def dispersion(self) -> float:
         """Variance over mean of requests per sample in the last hour (1 for Poisson arrivals, ~8 for page views)."""
-        squares = sum(d for _, d, _ in self._noise)
-        total = sum(c for _, _, c in self._noise)
-        return max(1.0, squares / total) if total > 0 else 1.0
+        return max(1.0, self._squares / self._counted) if self._counted > 0.5 else 1.0
 
     # -- input ----------------------------------------------------------------
 
@@ -155,39 +156,46 @@ class Controller:
             return
         self._missing = False
         self._last_value = float(value)
-        self._samples.append((now, float(value), max(0.0, float(interval))))
+        span = float(interval) if interval > 0 else 1e-3  # a level without an interval: a point
+        self._samples.append((now, float(value), span))
+        self._sum += float(value) * span
+        self._span += span
+        self._trim(now - self.policy.estimate_window)
         if interval > 0:
             # Requests per sample, for the noise estimate (burstiness: requests per arrival).
             count = float(value) * interval
             if self._prev_count is not None and abs(interval - self._prev_interval) < 0.5:
-                self._noise.append((now, (count - self._prev_count) ** 2, count + self._prev_count))
-                while self._noise and self._noise[0][0] < now - 3600:
-                    self._noise.popleft()
+                entry = (now, (count - self._prev_count) ** 2, count + self._prev_count)
+                self._noise.append(entry)
+                self._squares += entry[1]
+                self._counted += entry[2]
+                while self._noise[0][0] < now - 3600:
+                    _, square, counted = self._noise.popleft()
+                    self._squares -= square
+                    self._counted -= counted
             self._prev_count, self._prev_interval = count, interval
-        horizon = now - self.policy.estimate_window
-        while self._samples and self._samples[0][0] - self._samples[0][2] < horizon and len(self._samples) > 1:
-            # Drop samples wholly older than the window (keep one to cover it).
-            if self._samples[1][0] - self._samples[1][2] <= horizon:
-                self._samples.popleft()
-            else:
-                break
+
+    def _trim(self, start: float) -> None:
+        """Forget samples that ended before ``start`` (time only moves forward)."""
+        while len(self._samples) > 1 and self._samples[0][0] <= start:
+            _, value, span = self._samples.popleft()
+            self._sum -= value * span
+            self._span -= span
 
     def estimate(self, now: float) -> float | None:
         """The load over the last ``estimate_window`` seconds, from the samples (time-weighted)."""
         start = now - self.policy.estimate_window
-        total = weight = 0.0
-        for end, value, span in self._samples:
-            begin = end - span if span > 0 else end
-            if end < start:
-                continue
-            overlap = min(end, now) - max(begin, start) if span > 0 else 1.0
-            if overlap <= 0:
-                continue
-            total += value * overlap
-            weight += overlap
-        if weight <= 0:
+        self._trim(start)
+        total, weight = self._sum, self._span
+        if self._samples:
+            end, value, span = self._samples[0]
+            cut = min(start, end) - (end - span)  # the part of the oldest sample before the window
+            if cut > 0:
+                total -= value * cut
+                weight -= cut
+        if weight <= 1e-9:
             return self._last_value
-        return total / weight
+        return max(0.0, total / weight)
 
     # -- output ---------------------------------------------------------------
 

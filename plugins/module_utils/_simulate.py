@@ -414,6 +414,7 @@ def simulate(
     price: float = 0.08,
     name: str = "",
     keep_series: bool = False,
+    join_between_polls: bool = False,
 ) -> Result:
     """Replay ``trace`` through the controller and the plan against ``model``."""
     model = model or Model()
@@ -454,6 +455,10 @@ def simulate(
             value = prefix[int(now)] / now  # Apache's lifetime average since the trace began
         controller.observe(now, value, interval)
         last_sample = now
+        if join_between_polls:
+            for s in fleet:
+                if s.ready is None and s.answers is not None and s.answers <= now and s.reclaim > now:
+                    s.ready = now
         due = now + 1e-9 >= next_poll
         if due or controller.wants_more(now, alive_count):
             if due:
@@ -683,6 +688,11 @@ def main(argv: t.Sequence[str], default_conf: str) -> int:
         model = _model(args)
         if args.plot and not args.plot.lower().endswith((".png", ".svg")):
             raise InputError(f"--plot {args.plot}: the file name must end in .png or .svg")
+        if args.plot:
+            try:
+                import matplotlib  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+            except ImportError:
+                raise InputError("--plot needs matplotlib (pip install matplotlib)") from None
         confs = []
         for path in args.conf or [default_conf]:
             try:
@@ -713,8 +723,6 @@ def main(argv: t.Sequence[str], default_conf: str) -> int:
         if args.plot:
             try:
                 plot(results, args.plot, trace.start)
-            except ImportError:
-                raise InputError("--plot needs matplotlib (pip install matplotlib)") from None
             except OSError as exc:
                 raise InputError(f"{args.plot}: {exc.strerror or exc}") from None
     except InputError as exc:

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Each generated trace x each policy through the simulator: the table in bench/README.md.
+
+Traces come from bench/traces/gen.py (seeds 1-3 were used to tune the
+adaptive policy; report others). The load table is the seed document's,
+polls every 0.5 min, the EC2 model at its defaults (docs/simulate.md).
+
+    .venv/bin/python bench/simulate_policies.py --seeds 11,12,13,14,15 --days 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "traces"))
+
+import gen  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Policy  # noqa: E402
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow  # noqa: E402
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._simulate import (  # noqa: E402
+    Trace,
+    simulate,
+    static_fleet,
+)
+
+#: The [LOAD TABLE] shipped with GBrowse (the seed document).
+SEED_TABLE = (
+    LoadRow(0.1, 0, 1),
+    LoadRow(0.5, 0, 2),
+    LoadRow(1.0, 1, 3),
+    LoadRow(2.0, 2, 4),
+    LoadRow(5.0, 3, 6),
+    LoadRow(6.0, 4, 6),
+    LoadRow(7.0, 5, 7),
+    LoadRow(10.0, 6, 8),
+    LoadRow(15.0, 8, 8),
+)
+
+POLICIES = (
+    ("default (adaptive)", Policy(), "rate"),
+    ("immediate, rate, scale_in_delay 0", Policy("immediate"), "rate"),
+    ("immediate, rate, scale_in_delay 5", Policy("immediate", scale_in_delay=300), "rate"),
+    ("immediate, rate, scale_in_delay 10", Policy("immediate", scale_in_delay=600), "rate"),
+    ("original (immediate, reqpersec)", Policy("immediate"), "reqpersec"),
+)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default="11,12,13,14,15")
+    p.add_argument("--days", type=int, default=7)
+    args = p.parse_args()
+    print("| trace | policy | slave-hours | vs oracle | under-provisioned | flaps/day | launches/day |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    summary: dict[str, list[tuple[float, float, float]]] = {}
+    started = time.time()
+    for seed in (int(s) for s in args.seeds.split(",")):
+        trace = Trace(gen.START, [int(x) for x in gen.generate(seed, args.days)])
+        results = [
+            (name, simulate(trace, SEED_TABLE, policy, signal=signal, name=name)) for name, policy, signal in POLICIES
+        ]
+        results.append(("static fleet for the p99 load", static_fleet(trace, SEED_TABLE, 0.99)))
+        oracle = results[0][1].oracle_slave_hours
+        for name, r in results:
+            print(
+                f"| {seed} | {name} | {r.slave_hours:.0f} | {r.vs_oracle:.2f}x | {r.under_provisioned * 100:.2f} % "
+                f"| {r.flaps_per_day:.1f} | {r.launches_per_day:.1f} |",
+                flush=True,
+            )
+            summary.setdefault(name, []).append((r.vs_oracle, r.under_provisioned * 100, r.flaps_per_day))
+        print(f"| {seed} | oracle | {oracle:.0f} | 1.00x | 0 % | 0 | |", flush=True)
+    print()
+    print("| policy | vs oracle (mean, worst) | under-provisioned (mean, worst) | flaps/day (mean, worst) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, rows in summary.items():
+        cost = [r[0] for r in rows]
+        under = [r[1] for r in rows]
+        flaps = [r[2] for r in rows]
+        print(
+            f"| {name} | {sum(cost) / len(cost):.2f}x, {max(cost):.2f}x | {sum(under) / len(under):.2f} %, "
+            f"{max(under):.2f} % | {sum(flaps) / len(flaps):.1f}, {max(flaps):.1f} |"
+        )
+    print(f"\n({time.time() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
