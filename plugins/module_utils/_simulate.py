@@ -144,10 +144,10 @@ def read_trace(patterns: t.Sequence[str]) -> Trace:
             raise InputError(f"{path}: {exc.strerror or exc}") from None
         except EOFError:
             raise InputError(f"{path}: truncated gzip file") from None
-        if n and b > max(0, n * MAX_BAD_FRACTION):
-            raise InputError("\n".join(msgs[:5] + [f"{path}: {b} of {n} lines unreadable (more than 1 %): not replayed"]))
         if n and b == n:
             raise InputError("\n".join(msgs[:5] + [f"{path}: no line could be read as a request"]))
+        if n and b > max(0, n * MAX_BAD_FRACTION):
+            raise InputError("\n".join(msgs[:5] + [f"{path}: {b} of {n} lines unreadable (more than 1 %): not replayed"]))
         if b:
             warnings += msgs[:3] + [f"{path}: {b} of {n} lines skipped"]
         lines += n

@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, gbrowse_aws developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The controller, fed samples by hand: both policies, table-driven."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Controller, Policy
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, LoadRow, stabilized, wanted
+
+SEED = (
+    LoadRow(0.1, 0, 1),
+    LoadRow(0.5, 0, 2),
+    LoadRow(1.0, 1, 3),
+    LoadRow(2.0, 2, 4),
+    LoadRow(5.0, 3, 6),
+    LoadRow(6.0, 4, 6),
+    LoadRow(7.0, 5, 7),
+    LoadRow(10.0, 6, 8),
+    LoadRow(15.0, 8, 8),
+)
+
+
+def run(controller: Controller, samples, poll=30.0, step=None, alive=lambda band: band.min):
+    """Feed (start, end, rate) pieces sampled every ``step`` s; decide every ``poll`` s: [(time, band)]."""
+    step = step or poll
+    out = []
+    fleet = 0
+    t = 0.0
+    for start, end, rate in samples:
+        t = max(t, start)
+        while t + step <= end + 1e-9:
+            t += step
+            controller.observe(t, rate(t) if callable(rate) else rate, step)
+            if abs(t / poll - round(t / poll)) < 1e-9:
+                decision = controller.decide(t, fleet)
+                fleet = alive(decision.band)
+                out.append((t, decision.band))
+    return out
+
+
+# -- immediate: today's behaviour, poll by poll ------------------------------
+
+
+@pytest.mark.parametrize(
+    "delay, rates, mins",
+    [
+        # scale_in_delay 0: each poll's row as it is
+        (0, [12, 12, 3, 0.2, 8], [6, 6, 2, 0, 5]),
+        # 1 minute: the highest min of the polls in the last minute, both ends included
+        (1, [12, 12, 3, 0.2, 8], [6, 6, 6, 6, 5]),
+        (1, [0, 20, 0, 0, 0], [0, 8, 8, 8, 0]),
+    ],
+)
+def test_immediate_is_the_row_of_each_polls_rate_held_by_scale_in_delay(delay, rates, mins) -> None:
+    controller = Controller(SEED, Policy("immediate", scale_in_delay=delay * 60))
+    bands = [band for _, band in run(controller, [(i * 30, (i + 1) * 30, r) for i, r in enumerate(rates)])]
+    assert [b.min for b in bands] == mins
+
+
+def test_immediate_equals_the_balancer_before_the_controller() -> None:
+    """The old Balancer._band: wanted(value) then stabilized over the last scale_in_delay minutes."""
+    rng = random.Random(7)
+    values = [rng.choice([0, 0.3, 1.5, 4, 6.5, 9, 12, 16]) for _ in range(200)]
+    for delay in (0, 2, 5):
+        controller = Controller(SEED, Policy("immediate", scale_in_delay=delay * 60))
+        history: list[tuple[float, Band]] = []
+        for i, value in enumerate(values):
+            now = 30.0 * (i + 1)
+            controller.observe(now, value, 30)
+            band = wanted(value, SEED)
+            history.append((now, band))
+            expected = stabilized(band, history, now, delay * 60)
+            assert controller.decide(now).band == expected, (delay, i)
+
+
+def test_original_signal_is_read_as_given() -> None:
+    # reqpersec is a level, not a rate: the immediate policy uses each poll's value.
+    controller = Controller(SEED, Policy("immediate"))
+    controller.observe(30, 6.2, 0)
+    assert controller.decide(30).band == Band(4, 6)
+
+
+@pytest.mark.parametrize("policy", ["immediate", "adaptive"])
+def test_missing_load_holds_the_fleet(policy) -> None:
+    controller = Controller(SEED, Policy(policy))
+    assert controller.decide(0, alive=0).held  # nothing observed yet
+    controller.observe(30, 12, 30)
+    assert controller.decide(30, alive=0).band.min == 6
+    controller.observe(60, None)
+    held = controller.decide(60, alive=7)
+    assert held.held and held.estimate is None and held.band == Band(6, 8)
+    controller.observe(90, 12, 30)
+    assert not controller.decide(90, alive=7).held
+
+
+# -- adaptive -------------------------------------------------------------------
+
+
+def test_adaptive_steps_up_within_the_estimate_window() -> None:
+    controller = Controller(SEED, Policy())
+    bands = run(controller, [(0, 600, 0), (600, 720, 12)], step=5)
+    # before the step: nothing; a minute after it, the row for 12 req/s (or above)
+    assert all(b.min == 0 for t, b in bands if t <= 600)
+    assert [b.min for t, b in bands if t == 660] == [6]
+
+
+def test_adaptive_asks_for_an_early_poll_as_soon_as_a_sample_calls_for_more() -> None:
+    controller = Controller(SEED, Policy())
+    run(controller, [(0, 600, 0)], step=5)
+    assert not controller.wants_more(600, alive=0)
+    asked = None
+    t = 600
+    while asked is None and t < 700:
+        t += 5
+        controller.observe(t, 12, 5)
+        if controller.wants_more(t, alive=0):
+            asked = t
+    # 12 req/s averages over the last minute to >= 1 req/s (1 slave) after 5 s
+    assert asked == 605
+    assert not controller.wants_more(asked, alive=8)
+
+
+def test_adaptive_steps_down_after_the_window_not_before() -> None:
+    controller = Controller(SEED, Policy())
+    bands = dict(run(controller, [(0, 3600, 12), (3600, 3600 + 30 * 60, 0)], step=5))
+    assert bands[3600 + 10 * 60].min == 6  # held for at least 10 minutes
+    assert bands[3600 + 18 * 60].min == 6  # the 95th percentile of the last 20 minutes is still 12
+    assert bands[3600 + 21 * 60].min == 0  # 20 minutes of quiet: scaled in
+
+
+def test_adaptive_hysteresis_at_a_threshold() -> None:
+    """A load wobbling +-4 % around a row's threshold moves the band once, not every poll."""
+    controller = Controller(SEED, Policy(margin=0))
+    rng = random.Random(3)
+    bands = run(controller, [(0, 4 * 3600, lambda t: 10 * (1 + rng.uniform(-0.04, 0.04)))], step=5)
+    mins = [b.min for _, b in bands]
+    changes = sum(1 for a, b in zip(mins, mins[1:]) if a != b)
+    assert changes <= 1 and mins[-1] == 6
+
+
+def test_adaptive_does_not_flap_on_a_noisy_steady_load() -> None:
+    """Page views of 8 requests at 10 req/s on average: 60 s rates from ~7 to ~13."""
+    controller = Controller(SEED, Policy())
+    rng = random.Random(5)
+
+    def five_seconds(_t: float) -> float:
+        views = sum(1 for _ in range(50) if rng.random() < 1.25 * 5 / 50)
+        return views * 8 / 5
+
+    bands = run(controller, [(0, 6 * 3600, five_seconds)], step=5)
+    rises = [(t, b.min) for (t, b), (_, before) in zip(bands[1:], bands) if b.min > before.min]
+    falls = [(t, b.min) for (t, b), (_, before) in zip(bands[1:], bands) if b.min < before.min]
+    for when, _ in falls:
+        # every scale-in is at least 10 minutes after the last rise
+        assert all(when - up >= 600 for up, _ in rises if up < when)
+    assert len(rises) + len(falls) <= 6 * 2  # a few moves in 6 hours, not one a poll
+    assert controller.dispersion() > 4  # batches of ~8 requests are seen as bursty
+
+
+def test_margin_grows_with_the_noise() -> None:
+    smooth = Controller(SEED, Policy())
+    bursty = Controller(SEED, Policy())
+    rng = random.Random(1)
+    for i in range(1, 721):
+        smooth.observe(i * 5, 4.0, 5)
+        bursty.observe(i * 5, rng.choice([0.0, 8.0]), 5)
+    assert smooth.dispersion() == 1.0
+    assert bursty.dispersion() > 4
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"name": "fast"}, {"scale_in_delay": -1}, {"scale_in_quantile": 0}, {"hysteresis": 1.0}, {"estimate_window": 0}]
+)
+def test_invalid_policies_are_refused(kwargs) -> None:
+    with pytest.raises(ValueError):
+        Policy(**kwargs)
