@@ -136,6 +136,10 @@ def test_oracle_keeps_a_slave_when_that_is_cheaper(need, overhead, billed) -> No
     assert oracle_seconds(need, overhead) == billed
 
 
+def test_literal_oracle_launches_again_after_every_gap() -> None:
+    assert oracle_seconds([1] * 100 + [0] * 100 + [1] * 100, 135, merge=False) == 2 * (100 + 135)
+
+
 def test_a_step_up_is_under_provisioned_for_detection_plus_boot() -> None:
     # 2 req/s from second 600 to 2400 of 3000. The poll at 630 sees it and
     # launches; the slave answers at 690 and joins at that poll. The table
