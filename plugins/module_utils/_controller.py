@@ -231,8 +231,8 @@ class Controller:
             value = self._last_value
             band = wanted(value, self.table)
         else:
-            value = self.estimate(now)
-            assert value is not None
+            estimate = self.estimate(now)
+            value = self._last_value if estimate is None else estimate
             band = self._adaptive(now, value, alive)
         band = self._stabilize(now, band)
         self._last_band = band

@@ -126,7 +126,7 @@ def expand(patterns: t.Sequence[str]) -> list[str]:
 
 def _is_csv(first: bytes) -> bool:
     text = first.strip().lower()
-    return not b"[" in text and (b"," in text or text.replace(b".", b"").isdigit() or text.startswith(b"time"))
+    return b"[" not in text and (b"," in text or text.replace(b".", b"").isdigit() or text.startswith(b"time"))
 
 
 def read_trace(patterns: t.Sequence[str]) -> Trace:
@@ -806,7 +806,7 @@ def main(argv: t.Sequence[str], default_conf: str) -> int:
                     max_launch=conf.master.max_launch_per_poll,
                     ready_timeout=conf.slave.ready_timeout * 60,
                     price=conf.slave.spot_bid if args.price is None else args.price,
-                    name=os.path.basename(path) if len(confs) == 1 or len({os.path.basename(p) for p, _ in confs}) == len(confs) else path,
+                    name=os.path.basename(path) if len({os.path.basename(p) for p, _ in confs}) == len(confs) else path,
                     keep_series=bool(args.plot),
                 )
             )
