@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, gbrowse_aws developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -47,7 +46,9 @@ def main() -> int:
         packed = plain + ".1.gz"
         with open(plain, "rb") as src, gzip.open(packed, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        print(f"{written} lines, {os.path.getsize(plain) / 1e6:.0f} MB plain, {os.path.getsize(packed) / 1e6:.0f} MB gzip")
+        print(
+            f"{written} lines, {os.path.getsize(plain) / 1e6:.0f} MB plain, {os.path.getsize(packed) / 1e6:.0f} MB gzip"
+        )
         print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         for path in (plain, packed):
             # CPU seconds (process time) besides wall time: on a shared machine

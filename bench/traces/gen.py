@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, gbrowse_aws developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -27,8 +26,8 @@ The model (each part drawn from the seed, so one seed is one site and week):
 
 Usage::
 
-    bench/traces/gen.py --seed 3 --days 7 > trace.csv            # second,requests
-    bench/traces/gen.py --seed 3 --days 1 --log > access.log     # combined log lines
+    python3 bench/traces/gen.py --seed 3 --days 7 > trace.csv            # second,requests
+    python3 bench/traces/gen.py --seed 3 --days 1 --log > access.log     # combined log lines
 
 Needs numpy (a development requirement; the balancer itself does not).
 """

@@ -87,7 +87,9 @@ class Trace:
         return len(self.counts)
 
 
-_MONTHS = {m: i + 1 for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+}
 
 
 def _log_time(stamp: str) -> int:
@@ -151,7 +153,9 @@ def read_trace(patterns: t.Sequence[str]) -> Trace:
         if n and b == n:
             raise InputError("\n".join(msgs[:5] + [f"{path}: no line could be read as a request"]))
         if n and b > max(0, n * MAX_BAD_FRACTION):
-            raise InputError("\n".join(msgs[:5] + [f"{path}: {b} of {n} lines unreadable (more than 1 %): not replayed"]))
+            raise InputError(
+                "\n".join(msgs[:5] + [f"{path}: {b} of {n} lines unreadable (more than 1 %): not replayed"])
+            )
         if b:
             warnings += msgs[:3] + [f"{path}: {b} of {n} lines skipped"]
         lines += n
@@ -295,7 +299,9 @@ def _csv_time(text: str) -> float:
         return value.timestamp()
 
 
-def _read_csv(path: str, first: bytes, rest: t.Iterable[bytes], per_second: dict[int, int]) -> tuple[int, int, list[str]]:
+def _read_csv(
+    path: str, first: bytes, rest: t.Iterable[bytes], per_second: dict[int, int]
+) -> tuple[int, int, list[str]]:
     """``time,requests`` rows (time in epoch seconds or ISO 8601), or one count per line (second 0, 1...)."""
     number = bad = 0
     msgs: list[str] = []
@@ -322,10 +328,14 @@ def _read_csv(path: str, first: bytes, rest: t.Iterable[bytes], per_second: dict
         except ValueError:
             bad += 1
             if len(msgs) < 5:
-                msgs.append(f"{path}:{number}: expected 'time,requests' (a whole number of requests), got {text[:60]!r}")
+                msgs.append(
+                    f"{path}:{number}: expected 'time,requests' (a whole number of requests), got {text[:60]!r}"
+                )
             continue
         if previous is not None and when <= previous:
-            raise InputError(f"{path}:{number}: time {parts[0]} is not after the previous row's: the rows must be in time order")
+            raise InputError(
+                f"{path}:{number}: time {parts[0]} is not after the previous row's: the rows must be in time order"
+            )
         previous = when
         second = int(when)
         per_second[second] = per_second.get(second, 0) + int(count)
@@ -547,7 +557,11 @@ def simulate(
             view = [
                 Slave(
                     s.id,
-                    SlaveState.READY if s.ready is not None else SlaveState.PENDING if now < s.running else SlaveState.BOOTING,
+                    (
+                        SlaveState.READY
+                        if s.ready is not None
+                        else SlaveState.PENDING if now < s.running else SlaveState.BOOTING
+                    ),
                     s.launched,
                 )
                 for s in alive
@@ -695,8 +709,12 @@ def plot(results: t.Sequence[Result], path: str, start: int = 0) -> None:
         ax.plot(hours, s.get("measured", []), color="tab:blue", lw=0.6, label="controller's load (req/s)")
         ax.set_ylabel("req/s")
         right = ax.twinx()
-        right.fill_between(hours, s.get("min", []), s.get("max", []), step="post", color="tab:green", alpha=0.15, label="wanted band")
-        right.step(hours, s.get("needed", []), where="post", color="black", lw=0.6, ls=":", label="table min for true load")
+        right.fill_between(
+            hours, s.get("min", []), s.get("max", []), step="post", color="tab:green", alpha=0.15, label="wanted band"
+        )
+        right.step(
+            hours, s.get("needed", []), where="post", color="black", lw=0.6, ls=":", label="table min for true load"
+        )
         right.step(hours, s.get("ready", []), where="post", color="tab:green", lw=1.0, label="ready slaves")
         right.step(hours, s.get("booting", []), where="post", color="tab:orange", lw=0.8, label="booting slaves")
         right.set_ylabel("slaves")
@@ -742,11 +760,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="FILE", help="draw the replay to FILE.png or FILE.svg (needs matplotlib)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed of the EC2 model (default {d.seed})")
-    p.add_argument("--boot", default=f"{d.boot_min:g}-{d.boot_max:g}", metavar="MIN-MAX", help="seconds from launch to answering (default %(default)s)")
-    p.add_argument("--pending", type=float, default=d.pending, metavar="S", help=f"seconds of EC2 pending, not billed (default {d.pending:g})")
-    p.add_argument("--launch-failure", type=float, default=d.launch_failure, metavar="P", help=f"chance a launch call fails (default {d.launch_failure:g})")
-    p.add_argument("--never-ready", type=float, default=d.never_ready, metavar="P", help=f"chance a slave never answers (default {d.never_ready:g})")
-    p.add_argument("--reclaims", type=float, default=d.reclaims_per_month, metavar="P", help=f"chance a slave is reclaimed within a month (default {d.reclaims_per_month:g})")
+    p.add_argument(
+        "--boot",
+        default=f"{d.boot_min:g}-{d.boot_max:g}",
+        metavar="MIN-MAX",
+        help="seconds from launch to answering (default %(default)s)",
+    )
+    p.add_argument(
+        "--pending",
+        type=float,
+        default=d.pending,
+        metavar="S",
+        help=f"seconds of EC2 pending, not billed (default {d.pending:g})",
+    )
+    p.add_argument(
+        "--launch-failure",
+        type=float,
+        default=d.launch_failure,
+        metavar="P",
+        help=f"chance a launch call fails (default {d.launch_failure:g})",
+    )
+    p.add_argument(
+        "--never-ready",
+        type=float,
+        default=d.never_ready,
+        metavar="P",
+        help=f"chance a slave never answers (default {d.never_ready:g})",
+    )
+    p.add_argument(
+        "--reclaims",
+        type=float,
+        default=d.reclaims_per_month,
+        metavar="P",
+        help=f"chance a slave is reclaimed within a month (default {d.reclaims_per_month:g})",
+    )
     return p
 
 

@@ -175,7 +175,8 @@ def test_margin_grows_with_the_noise() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"name": "fast"}, {"scale_in_delay": -1}, {"scale_in_quantile": 0}, {"hysteresis": 1.0}, {"estimate_window": 0}]
+    "kwargs",
+    [{"name": "fast"}, {"scale_in_delay": -1}, {"scale_in_quantile": 0}, {"hysteresis": 1.0}, {"estimate_window": 0}],
 )
 def test_invalid_policies_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):

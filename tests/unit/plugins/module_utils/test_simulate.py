@@ -186,11 +186,20 @@ def test_simulate_command_compares_confs(tmp_path, capsys) -> None:
         (tmp_path / f"{policy}.conf").write_text(CONF.format(policy=policy))
     trace = tmp_path / "t.csv"
     trace.write_text("time,requests\n" + "".join(f"{i},{2 if 600 <= i < 2400 else 0}\n" for i in range(3000)))
-    argv = ["simulate", str(trace), "--conf", str(tmp_path / "adaptive.conf"), "--conf", str(tmp_path / "immediate.conf")]
+    argv = [
+        "simulate",
+        str(trace),
+        "--conf",
+        str(tmp_path / "adaptive.conf"),
+        "--conf",
+        str(tmp_path / "immediate.conf"),
+    ]
     assert balancer_main(argv + ["--json", "--launch-failure", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in out["results"]] == ["adaptive.conf", "immediate.conf"]
-    assert out["requests"] == 3600 and out["results"][0]["dollars"] == pytest.approx(out["results"][0]["slave_hours"] * 0.5)
+    assert out["requests"] == 3600 and out["results"][0]["dollars"] == pytest.approx(
+        out["results"][0]["slave_hours"] * 0.5
+    )
     assert balancer_main(argv) == 0
     assert "under-provisioned" in capsys.readouterr().out
 
