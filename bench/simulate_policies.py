@@ -23,24 +23,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tra
 import gen  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Policy  # noqa: E402
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow  # noqa: E402
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._simulate import (  # noqa: E402
     Trace,
     simulate,
     static_fleet,
 )
 
-#: The [LOAD TABLE] shipped with GBrowse (the seed document).
-SEED_TABLE = (
-    LoadRow(0.1, 0, 1),
-    LoadRow(0.5, 0, 2),
-    LoadRow(1.0, 1, 3),
-    LoadRow(2.0, 2, 4),
-    LoadRow(5.0, 3, 6),
-    LoadRow(6.0, 4, 6),
-    LoadRow(7.0, 5, 7),
-    LoadRow(10.0, 6, 8),
-    LoadRow(15.0, 8, 8),
+# The [LOAD TABLE] shipped with GBrowse (the seed document), as the unit tests have it.
+from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_decision import (  # noqa: E402
+    SEED as SEED_TABLE,
 )
 
 POLICIES = (

@@ -766,34 +766,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MIN-MAX",
         help="seconds from launch to answering (default %(default)s)",
     )
-    p.add_argument(
-        "--pending",
-        type=float,
-        default=d.pending,
-        metavar="S",
-        help=f"seconds of EC2 pending, not billed (default {d.pending:g})",
-    )
-    p.add_argument(
-        "--launch-failure",
-        type=float,
-        default=d.launch_failure,
-        metavar="P",
-        help=f"chance a launch call fails (default {d.launch_failure:g})",
-    )
-    p.add_argument(
-        "--never-ready",
-        type=float,
-        default=d.never_ready,
-        metavar="P",
-        help=f"chance a slave never answers (default {d.never_ready:g})",
-    )
-    p.add_argument(
-        "--reclaims",
-        type=float,
-        default=d.reclaims_per_month,
-        metavar="P",
-        help=f"chance a slave is reclaimed within a month (default {d.reclaims_per_month:g})",
-    )
+    for option, default, metavar, what in (
+        ("--pending", d.pending, "S", "seconds of EC2 pending, not billed"),
+        ("--launch-failure", d.launch_failure, "P", "chance a launch call fails"),
+        ("--never-ready", d.never_ready, "P", "chance a slave never answers"),
+        ("--reclaims", d.reclaims_per_month, "P", "chance a slave is reclaimed within a month"),
+    ):
+        p.add_argument(option, type=float, default=default, metavar=metavar, help=f"{what} (default {default:g})")
     return p
 
 

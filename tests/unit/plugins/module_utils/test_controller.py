@@ -11,19 +11,8 @@ import random
 import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Controller, Policy
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, LoadRow, stabilized, wanted
-
-SEED = (
-    LoadRow(0.1, 0, 1),
-    LoadRow(0.5, 0, 2),
-    LoadRow(1.0, 1, 3),
-    LoadRow(2.0, 2, 4),
-    LoadRow(5.0, 3, 6),
-    LoadRow(6.0, 4, 6),
-    LoadRow(7.0, 5, 7),
-    LoadRow(10.0, 6, 8),
-    LoadRow(15.0, 8, 8),
-)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, stabilized, wanted
+from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_decision import SEED
 
 
 def run(controller: Controller, samples, poll=30.0, step=None, alive=lambda band: band.min):
