@@ -33,7 +33,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._simulate import 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--lines", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=4)
     p.add_argument("--repeat", type=int, default=3)

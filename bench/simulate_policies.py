@@ -44,7 +44,7 @@ POLICIES = (
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--seeds", default="11,12,13,14,15")
     p.add_argument("--days", type=int, default=7)
     args = p.parse_args()

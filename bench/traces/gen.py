@@ -182,7 +182,7 @@ def write_log(counts: np.ndarray, out, start: int = START, limit: int | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--log", action="store_true", help="write Apache combined log lines instead of CSV")

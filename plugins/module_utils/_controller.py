@@ -170,7 +170,7 @@ class Controller:
                 self._squares += entry[1]
                 self._counted += entry[2]
                 while self._noise[0][0] < now - 3600:
-                    _, square, counted = self._noise.popleft()
+                    dummy, square, counted = self._noise.popleft()
                     self._squares -= square
                     self._counted -= counted
             self._prev_count, self._prev_interval = count, interval
@@ -178,7 +178,7 @@ class Controller:
     def _trim(self, start: float) -> None:
         """Forget samples that ended before ``start`` (time only moves forward)."""
         while len(self._samples) > 1 and self._samples[0][0] <= start:
-            _, value, span = self._samples.popleft()
+            dummy, value, span = self._samples.popleft()
             self._sum -= value * span
             self._span -= span
 
@@ -254,7 +254,7 @@ class Controller:
         if up > row:
             row = up
         elif row >= 0:
-            values = sorted(v for _, v in self._estimates)
+            values = sorted(v for dummy, v in self._estimates)
             high = values[min(len(values) - 1, int(p.scale_in_quantile * len(values)))]
             # Leave the row only when the percentile is under its threshold by the margin;
             # then go to the row the percentile is in (never below the current load's).
@@ -268,7 +268,7 @@ class Controller:
         if band.min > alive:
             # Slaves will be launched for this: keep them at least ``hold`` seconds.
             self._rises.append((now, band.min))
-        floor = max((n for _, n in self._rises), default=0)
+        floor = max((n for dummy, n in self._rises), default=0)
         if floor > band.min:
             band = Band(floor, max(band.max, floor))
         return band

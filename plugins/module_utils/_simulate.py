@@ -579,7 +579,7 @@ def simulate(
                 if rng.random() < model.launch_failure:
                     launch_failures += 1
                 else:
-                    for _ in range(todo.launch):
+                    for dummy in range(todo.launch):
                         serial += 1
                         boot = rng.uniform(model.boot_min, model.boot_max)
                         answers = None if rng.random() < model.never_ready else now + boot
@@ -673,7 +673,7 @@ def format_table(results: t.Sequence[Result]) -> str:
         ("reclaims", [str(r.reclaims) for r in results]),
         ("failed launch calls", [str(r.launch_failures) for r in results]),
     ]
-    width = max(len(label) for label, _ in rows)
+    width = max(len(label) for label, dummy in rows)
     cols = [max(len(row[1][i]) for row in rows) for i in range(len(results))]
     lines = []
     for label, cells in rows:
@@ -778,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model(args: argparse.Namespace) -> Model:
     try:
-        low, _, high = args.boot.partition("-")
+        low, dummy, high = args.boot.partition("-")
         boot_min, boot_max = float(low), float(high or low)
     except ValueError:
         raise InputError(f"--boot {args.boot}: expected MIN-MAX seconds, like 60-240") from None
@@ -832,7 +832,11 @@ def main(argv: t.Sequence[str], default_conf: str) -> int:
                     max_launch=conf.master.max_launch_per_poll,
                     ready_timeout=conf.slave.ready_timeout * 60,
                     price=conf.slave.spot_bid if args.price is None else args.price,
-                    name=os.path.basename(path) if len({os.path.basename(p) for p, _ in confs}) == len(confs) else path,
+                    name=(
+                        os.path.basename(path)
+                        if len({os.path.basename(p) for p, dummy in confs}) == len(confs)
+                        else path
+                    ),
                     keep_series=bool(args.plot),
                 )
             )

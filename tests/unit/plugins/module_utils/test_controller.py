@@ -48,14 +48,14 @@ def run(controller: Controller, samples, poll=30.0, step=None, alive=lambda band
 )
 def test_immediate_is_the_row_of_each_polls_rate_held_by_scale_in_delay(delay, rates, mins) -> None:
     controller = Controller(SEED, Policy("immediate", scale_in_delay=delay * 60))
-    bands = [band for _, band in run(controller, [(i * 30, (i + 1) * 30, r) for i, r in enumerate(rates)])]
+    bands = [band for dummy, band in run(controller, [(i * 30, (i + 1) * 30, r) for i, r in enumerate(rates)])]
     assert [b.min for b in bands] == mins
 
 
 def test_immediate_equals_the_balancer_before_the_controller() -> None:
     """The old Balancer._band: wanted(value) then stabilized over the last scale_in_delay minutes."""
     rng = random.Random(7)
-    values = [rng.choice([0, 0.3, 1.5, 4, 6.5, 9, 12, 16]) for _ in range(200)]
+    values = [rng.choice([0, 0.3, 1.5, 4, 6.5, 9, 12, 16]) for dummy in range(200)]
     for delay in (0, 2, 5):
         controller = Controller(SEED, Policy("immediate", scale_in_delay=delay * 60))
         history: list[tuple[float, Band]] = []
@@ -128,7 +128,7 @@ def test_adaptive_hysteresis_at_a_threshold() -> None:
     controller = Controller(SEED, Policy(margin=0))
     rng = random.Random(3)
     bands = run(controller, [(0, 4 * 3600, lambda t: 10 * (1 + rng.uniform(-0.04, 0.04)))], step=5)
-    mins = [b.min for _, b in bands]
+    mins = [b.min for dummy, b in bands]
     changes = sum(1 for a, b in zip(mins, mins[1:]) if a != b)
     assert changes <= 1 and mins[-1] == 6
 
@@ -139,15 +139,15 @@ def test_adaptive_does_not_flap_on_a_noisy_steady_load() -> None:
     rng = random.Random(5)
 
     def five_seconds(_t: float) -> float:
-        views = sum(1 for _ in range(50) if rng.random() < 1.25 * 5 / 50)
+        views = sum(1 for dummy in range(50) if rng.random() < 1.25 * 5 / 50)
         return views * 8 / 5
 
     bands = run(controller, [(0, 6 * 3600, five_seconds)], step=5)
-    rises = [(t, b.min) for (t, b), (_, before) in zip(bands[1:], bands) if b.min > before.min]
-    falls = [(t, b.min) for (t, b), (_, before) in zip(bands[1:], bands) if b.min < before.min]
-    for when, _ in falls:
+    rises = [(t, b.min) for (t, b), (dummy, before) in zip(bands[1:], bands) if b.min > before.min]
+    falls = [(t, b.min) for (t, b), (dummy, before) in zip(bands[1:], bands) if b.min < before.min]
+    for when, dummy in falls:
         # every scale-in is at least 10 minutes after the last rise
-        assert all(when - up >= 600 for up, _ in rises if up < when)
+        assert all(when - up >= 600 for up, dummy in rises if up < when)
     assert len(rises) + len(falls) <= 6 * 2  # a few moves in 6 hours, not one a poll
     assert controller.dispersion() > 4  # batches of ~8 requests are seen as bursty
 
