@@ -228,7 +228,7 @@ def test_simulate_command_bad_conf_names_the_line(tmp_path, capsys) -> None:
 
 
 def test_simulate_command_plots(tmp_path) -> None:
-    pytest.importorskip("matplotlib")
+    # matplotlib is a development requirement (requirements/dev.txt): no skip
     (tmp_path / "a.conf").write_text(CONF.format(policy="adaptive"))
     (tmp_path / "t.csv").write_text("".join(f"{i},{i % 3}\n" for i in range(1200)))
     argv = ["simulate", str(tmp_path / "t.csv"), "--conf", str(tmp_path / "a.conf"), "--plot", str(tmp_path / "p.svg")]
