@@ -54,7 +54,7 @@ def main() -> int:
             # CPU seconds (process time) besides wall time: on a shared machine
             # the wall clock measures the neighbours too.
             best: dict[str, float] = {}
-            for _ in range(args.repeat):
+            for dummy in range(args.repeat):
                 wall, cpu = time.perf_counter(), time.process_time()
                 trace = read_trace([path])
                 read_wall, read_cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -112,7 +112,7 @@ def generate(seed: int, days: int = 7) -> np.ndarray:
     rate = rate * np.repeat(rng.uniform(0.8, 1.2, days), DAY)
 
     # Flash crowds: extra ordinary-looking traffic.
-    for _ in range(rng.integers(0, 3)):
+    for dummy in range(rng.integers(0, 3)):
         start = int(rng.integers(0, seconds - 3 * 3600))
         ramp = rng.uniform(300, 900)
         tau = rng.uniform(1800, 7200)
@@ -124,7 +124,7 @@ def generate(seed: int, days: int = 7) -> np.ndarray:
     counts = _requests(rng, _sessions(rng, view_rate / _mean_views()), seconds)
 
     # Classes of students: synchronized page views.
-    for _ in range(rng.integers(0, 4)):
+    for dummy in range(rng.integers(0, 4)):
         day = int(rng.integers(0, 5))
         begin = day * DAY + int(rng.uniform(9, 16) * 3600)
         length = rng.uniform(3600, 5400)
@@ -138,14 +138,14 @@ def generate(seed: int, days: int = 7) -> np.ndarray:
         counts += _requests(rng, views[views < seconds], seconds)
 
     # Crawlers: steady single requests for hours.
-    for _ in range(rng.integers(2, 9)):
+    for dummy in range(rng.integers(2, 9)):
         start = int(rng.integers(0, seconds - 3600))
         length = int(rng.uniform(1, 6) * 3600)
         end = min(seconds, start + length)
         counts[start:end] += rng.poisson(rng.uniform(1, 4), end - start)
 
     # Apache restarts: nothing served for a few seconds.
-    for _ in range(rng.integers(1, 4)):
+    for dummy in range(rng.integers(1, 4)):
         at = int(rng.integers(0, seconds - 10))
         counts[at : at + int(rng.integers(2, 11))] = 0
     return counts
