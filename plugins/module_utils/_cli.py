@@ -429,7 +429,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
     if argv[:1] == ["simulate"]:
         from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._simulate import main as simulate
 
-        return simulate(argv[1:], DEFAULT_CONF)
+        return simulate(argv[1:], lambda: find_layout().balancer_conf)
     args = build_parser().parse_args(normalize_argv(argv))
     if args.kill:
         return kill_daemon(args.pidfile)

@@ -755,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and a model of EC2; print what each conf would have cost and missed.",
     )
     p.add_argument("inputs", nargs="+", metavar="LOG", help="access logs (plain or gzip; globs allowed) or CSV files")
-    p.add_argument("--conf", action="append", metavar="FILE", help="aws_balancer.conf to replay (repeat to compare)")
+    p.add_argument("--conf", action="append", metavar="FILE", help="aws_balancer.conf to replay (repeat to compare; default: the balancer's)")
     p.add_argument("--price", type=float, metavar="USD", help="dollars per slave-hour (default: each conf's spot_bid)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--plot", metavar="FILE", help="draw the replay to FILE.png or FILE.svg (needs matplotlib)")
@@ -796,7 +796,8 @@ def _model(args: argparse.Namespace) -> Model:
     return Model(boot_min, boot_max, args.pending, args.launch_failure, args.never_ready, args.reclaims, args.seed)
 
 
-def main(argv: t.Sequence[str], default_conf: str) -> int:
+def main(argv: t.Sequence[str], default_conf: t.Callable[[], str]) -> int:
+    """The command; ``default_conf`` gives the conf path when no --conf is given."""
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf
 
     args = build_parser().parse_args(list(argv))
@@ -810,7 +811,7 @@ def main(argv: t.Sequence[str], default_conf: str) -> int:
             except ImportError:
                 raise InputError("--plot needs matplotlib (pip install matplotlib)") from None
         confs = []
-        for path in args.conf or [default_conf]:
+        for path in args.conf or [default_conf()]:
             try:
                 confs.append((path, load_conf(path)))
             except ConfError as exc:
