@@ -53,7 +53,7 @@ def remove_leftovers(path: str) -> list[str]:
     except OSError:
         return removed
     for entry in entries:
-        if not (entry.startswith(prefix) and _RANDOM.fullmatch(entry[len(prefix) :])):
+        if not (entry.startswith(prefix) and _RANDOM.fullmatch(entry[len(prefix):])):
             continue
         leftover = os.path.join(directory, entry)
         try:

@@ -301,7 +301,7 @@ def check_endpoint_url(url: str, name: str = "endpoint_url") -> str:
     """``url`` when it is an http(s) URL with a host; EC2Error naming ``name`` otherwise."""
     try:
         parts = urllib.parse.urlsplit(url)
-        _port = parts.port  # ValueError when out of range
+        parts.port  # ValueError when out of range
         ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
     except ValueError:
         ok = False

@@ -24,6 +24,7 @@ author:
   - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
+  - gmod.gbrowse_aws.requirements
 attributes:
   check_mode:
     support: full

@@ -23,6 +23,7 @@ author:
   - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
+  - gmod.gbrowse_aws.requirements
   - gmod.gbrowse_aws.attributes.INFO_MODULE
 options:
   url:

@@ -29,9 +29,10 @@ author:
   - gbrowse_aws developers (@GMOD)
 extends_documentation_fragment:
   - gmod.gbrowse_aws.attributes
+  - gmod.gbrowse_aws.requirements
   - amazon.aws.common.modules
   - amazon.aws.region.modules
-  - amazon.aws.boto3
+  - gmod.gbrowse_aws.requirements.BOTO3
 attributes:
   check_mode:
     support: full
