@@ -689,7 +689,7 @@ def _thin(series: dict[str, list[float]], points: int) -> dict[str, list[float]]
     out: dict[str, list[float]] = {}
     for key, values in series.items():
         pick = min if key == "ready" else max
-        buckets = [values[i : i + size] for i in range(0, len(values), size)]
+        buckets = [values[i:i + size] for i in range(0, len(values), size)]
         out[key] = [b[0] if key == "time" else pick(b) for b in buckets]
     return out
 
@@ -862,10 +862,8 @@ def main(argv: t.Sequence[str], default_conf: t.Callable[[], str]) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(
-            f"{trace.seconds / 86400:.2f} days from {_show_time(trace.start)}, {summary['requests']} requests"
-            + (f" ({trace.bad} unreadable lines skipped)" if trace.bad else "")
-        )
+        skipped = f" ({trace.bad} unreadable lines skipped)" if trace.bad else ""
+        print(f"{trace.seconds / 86400:.2f} days from {_show_time(trace.start)}, {summary['requests']} requests{skipped}")
         print(f"oracle: {results[0].oracle_slave_hours:.1f} slave-hours")
         print(format_table(results))
     return 0
