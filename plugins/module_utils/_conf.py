@@ -97,6 +97,7 @@ class SlaveConf:
     address: str = "auto"
     ready_timeout: float = 5.0  # minutes
     ready_misses: int = 3  # consecutive slow readiness checks before a ready slave leaves the farm
+    drain_time: float = 60.0  # seconds a scaled-in slave stays up after it left the farm
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,9 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("ready_timeout", "ready_timeout", _between(0.01, 1440, "minutes")),
         # At most a count that keeps a hung slave in the farm for minutes, not hours.
         _Key("ready_misses", "ready_misses", _between(1, 20, whole=True)),
+        # Longer than GBrowse's longest render: a request that read the farm
+        # before the slave left it still gets its answer.
+        _Key("drain_time", "drain_time", _between(0, 3600, "seconds")),
     ),
 }
 
@@ -750,6 +754,7 @@ _UNITS = {
     "spot_bid": "USD/hour",
     "ready_timeout": "minutes",
     "ready_misses": "slow readiness checks in a row",
+    "drain_time": "seconds",
 }
 
 

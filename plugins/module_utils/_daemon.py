@@ -255,6 +255,10 @@ class Balancer:
         self._reload_due = False  # renderfarm.conf changed but the reload failed: reload again next poll
         self.controller = Controller(conf.table, Policy.from_master(conf.master))
         self.alive = 0  # slaves not going away, as of the last poll
+        # Scaled-in slaves out of the render farm, terminated drain_time seconds
+        # after they left it (instance id -> when): a CGI GBrowse request reads
+        # renderfarm.conf when it starts, and may still call them until it ends.
+        self.draining: dict[str, float] = {}
         self._spec: LaunchSpec | None = None
 
     # -- configuration ------------------------------------------------------
@@ -318,14 +322,23 @@ class Balancer:
                 missed,
                 self.conf.slave.ready_misses,
             )
-        slaves, expired = fleet.slaves, fleet.expired
+        expired = fleet.expired
+        for iid in [i for i in self.draining if i not in fleet.addresses]:
+            del self.draining[iid]  # gone already (reclaimed, or terminated behind our back)
+        slaves = [dataclasses.replace(s, state=SlaveState.GOING) if s.id in self.draining else s for s in fleet.slaves]
         alive = sum(1 for s in slaves if s.state is not SlaveState.GOING)
         decision = self.controller.decide(now, alive)
         band, held = decision.band, decision.held
         plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
 
-        removing = list(plan.remove) + [i for i in expired if i not in plan.remove]
-        renderers = fleet.renderers(excluding=removing)
+        # A ready slave that is scaled in drains (out of the farm now, terminated
+        # later); one that never served (pending, booting, never ready) goes at once.
+        drain = self.conf.slave.drain_time
+        ready = {s.id for s in slaves if s.state is SlaveState.READY}
+        to_drain = [i for i in plan.remove if drain > 0 and i in ready]
+        removing = [i for i in plan.remove if i not in to_drain] + [i for i in expired if i not in plan.remove]
+        drained = [i for i, since in sorted(self.draining.items()) if now - since >= drain]
+        renderers = fleet.renderers(excluding=removing + to_drain + list(self.draining))
         launched: list[str] = []
         if not self.dry_run:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
@@ -334,7 +347,18 @@ class Balancer:
             if self.publish(renderers, launching=bool(plan.launch)) is not None:
                 errors.append(t.cast(str, self.publish_error))
                 plan = dataclasses.replace(plan, launch=0, remove=())
-                removing, expired = [], []
+                removing, expired, to_drain, drained = [], [], [], []
+            for iid in to_drain:
+                LOG.info(
+                    "Slave %s at %s is out of the render farm: terminating it in %.0f s (drain_time)",
+                    iid,
+                    fleet.addresses[iid],
+                    drain,
+                )
+                self.draining[iid] = now
+            for iid in drained:
+                del self.draining[iid]
+            removing += drained
             if removing:
                 for iid in expired:
                     LOG.warning(

@@ -82,6 +82,8 @@ def write_conf(
         "image_id": image_id,
         "address": "private",
         "ready_timeout": str(ready_timeout),
+        # The mechanics tests expect a scaled-in slave to go at once (the GBrowse farm test drains).
+        "drain_time": "0",
         **({"subnet": subnet} if subnet else {}),
         **(extra_slave or {}),
     }

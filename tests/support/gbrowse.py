@@ -563,6 +563,7 @@ class FarmLab:
         self.workdir = Path(workdir)
         self.table = tuple(table)
         self.balancer_id = balancer_id
+        self.drain_time = 60  # seconds: longer than any image this master renders under the test's load
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> FarmLab:
@@ -587,6 +588,7 @@ class FarmLab:
                 ready_timeout=2,  # minutes
                 external_ip=self.subnet.gateway,
                 extra_master={"renderfarm_conf": str(self.master.renderfarm_conf)},
+                extra_slave={"drain_time": str(self.drain_time)},
             )
             self.slaves = self._stack.enter_context(GBrowseSlaves(self.ec2, self.subnet, self.balancer_id))
         except BaseException:

@@ -102,7 +102,7 @@ def test_balancer_farm_with_real_gbrowse_renders_on_slaves_then_locally(tmp_path
             # Scale in: the static load stops, the farm empties, the instances go.
             wait_for("an empty farm", lambda: farm() == (), 60, detail=detail)
             emptied = time.monotonic()
-            wait_for("every slave stopped", lambda: not slaves.addresses(), 30, detail=detail)
+            wait_for("every slave stopped", lambda: not slaves.addresses(), lab.drain_time + 60, detail=detail)
             stopped = time.monotonic()
             by_slaves = slaves.rendered()
             wait_for("two images asked after the scale-in", lambda: len(images.asked_since(stopped)) >= 2, 90, detail=detail)
@@ -125,13 +125,10 @@ def test_balancer_farm_with_real_gbrowse_renders_on_slaves_then_locally(tmp_path
     timeline = f"started {started:.1f}, farm in use {joined:.1f}, farm empty {emptied:.1f}\n" + "\n".join(
         f"  asked {a.asked:.1f} answered {a.at:.1f} {a.status} {a.name}" for a in answers
     )
-    # KNOWN: the balancer terminates a slave as soon as it left renderfarm.conf, so a
-    # CGI request that read the farm just before may still call it and get HTTP 500
-    # (gbrowse_img cannot draw a track whose slave failed). Only such requests may fail.
+    # A slave that leaves the farm is terminated drain_time (FarmLab: 60 s) later, so a
+    # CGI request that read renderfarm.conf just before the scale-in still gets its image.
     failed = [a for a in answers if a.status != 200 or not a.png]
-    cut = [a for a in failed if a.asked < emptied + 0.5 and a.at > emptied - 2.5]
-    assert failed == cut, timeline
-    print(f"{len(cut)} image(s) in flight at the scale-in failed: {[a.status for a in cut]}")
+    assert failed == [], timeline
     assert on_farm and after
     assert final == by_slaves  # after the scale-in, GBrowse rendered locally
     assert not errors

@@ -44,6 +44,7 @@ scaling_policy = {policy}
 image_id = ami-12345678
 ports = 8101 8102
 ready_timeout = 1
+drain_time = {drain}
 """
 
 
@@ -106,8 +107,8 @@ class FakeEC2:
 
 @pytest.fixture
 def make(tmp_path):
-    def build(rates, ready=lambda address: True, clock=None, policy="immediate"):
-        conf = parse_conf(CONF.format(farm=tmp_path / "farm" / "renderfarm.conf", policy=policy), "test.conf")
+    def build(rates, ready=lambda address: True, clock=None, policy="immediate", drain=0):
+        conf = parse_conf(CONF.format(farm=tmp_path / "farm" / "renderfarm.conf", policy=policy, drain=drain), "test.conf")
         (tmp_path / "farm").mkdir(exist_ok=True)
         ec2 = FakeEC2()
         now = [1100.0]
@@ -196,6 +197,45 @@ def test_renderfarm_lists_every_port_and_drops_removed_first(make, tmp_path):
     assert down.renderers == [] and sorted(down.plan.remove) == ["i-0001", "i-0002"]
     assert "renderfarm = 0" in (tmp_path / "farm" / "renderfarm.conf").read_text()
     assert sorted(ec2.terminated) == ["i-0001", "i-0002"]
+
+
+def test_scaled_in_ready_slaves_drain_before_they_are_terminated(make, tmp_path):
+    """Out of renderfarm.conf at once, terminated drain_time later; not counted, not planned again meanwhile."""
+    bal, ec2, now = make([20, 20, 0, 0, 20, 0], drain=45)
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().counts["ready"] == 2
+    now[0] += 30
+    down = bal.poll()
+    assert down.renderers == [] and sorted(down.plan.remove) == ["i-0001", "i-0002"]
+    assert "renderfarm = 0" in (tmp_path / "farm" / "renderfarm.conf").read_text()
+    assert ec2.terminated == [] and sorted(bal.draining) == ["i-0001", "i-0002"]
+    now[0] += 30  # 30 s into the drain: still up, not in the farm, not removed twice
+    still = bal.poll()
+    assert ec2.terminated == [] and still.renderers == [] and still.plan.remove == () and still.counts["going"] == 2
+    now[0] += 30  # load is back: new slaves are launched, the draining ones are not taken back
+    back = bal.poll()
+    assert back.plan.launch == 2 and sorted(ec2.terminated) == ["i-0001", "i-0002"] and bal.draining == {}
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().plan.remove == ("i-0004", "i-0003")  # 0 req/s again: these drain in turn
+    assert sorted(ec2.terminated) == ["i-0001", "i-0002"]
+
+
+def test_draining_slave_that_vanished_is_forgotten(make):
+    bal, ec2, now = make([20, 20, 0, 0], drain=600)
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    bal.poll()
+    now[0] += 30
+    bal.poll()
+    assert sorted(bal.draining) == ["i-0001", "i-0002"]
+    ec2.visible = [v for v in ec2.visible if v.id != "i-0001"]  # reclaimed while draining
+    now[0] += 30
+    bal.poll()
+    assert sorted(bal.draining) == ["i-0002"] and ec2.terminated == []
 
 
 def test_slave_never_ready_is_replaced_after_ready_timeout(make):
