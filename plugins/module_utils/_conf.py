@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 if t.TYPE_CHECKING:  # _gbrowse_layout reads GBrowse.conf with _renderfarm, which imports this module
@@ -116,6 +116,12 @@ class BalancerConf:
     def resolved_renderfarm_conf(self, gbrowse_conf_dir: str) -> str:
         """The configured ``renderfarm_conf``, or renderfarm.conf in GBrowse's configuration directory."""
         return self.master.renderfarm_conf or posixpath.join(gbrowse_conf_dir, "renderfarm.conf")
+
+    def poll_settings(self) -> PollSettings:
+        """What of this conf the poll's decision (:func:`._decision.decide`) reads."""
+        return PollSettings(
+            ports=self.slave.ports, max_launch=self.master.max_launch_per_poll, drain_time=self.slave.drain_time
+        )
 
 
 _BALANCER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 # command with subprocess like any daemon does.
 # pylint: disable=ansible-bad-function
 
-import dataclasses
 import logging
 import os
 import select
@@ -30,19 +29,15 @@ from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SAMPLE_INTERVAL, Controller, Policy
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
-    Band,
-    Plan,
-    SlaveState,
-    counts,
-    plan as make_plan,
-)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _decision as dec
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, Plan
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     FleetView,
     Master,
     Readiness,
     build_launch_spec,
+    described,
     teardown,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import KNOWN_CONF_DIRS, writable_directory
@@ -254,6 +249,7 @@ class Balancer:
         self.publish_error: str | None = None  # why the last publish failed; None when GBrowse has our farm
         self._reload_due = False  # renderfarm.conf changed but the reload failed: reload again next poll
         self.controller = Controller(conf.table, Policy.from_master(conf.master))
+        self.settings = conf.poll_settings()
         self.alive = 0  # slaves not going away, as of the last poll
         # Scaled-in slaves out of the render farm, terminated drain_time seconds
         # after they left it (instance id -> when): a CGI GBrowse request reads
@@ -272,6 +268,7 @@ class Balancer:
         if (conf.table, Policy.from_master(conf.master)) != (self.conf.table, self.controller.policy):
             self.controller = Controller(conf.table, Policy.from_master(conf.master))
         self.conf = self.fleet.conf = conf
+        self.settings = conf.poll_settings()
         self._spec = None
         if (old.server_status_url, old.status_timeout) == (conf.master.server_status_url, conf.master.status_timeout):
             return False
@@ -309,81 +306,40 @@ class Balancer:
             errors.append(load_error)
             LOG.warning("Cannot read the load from Apache (%s): holding the fleet as it is", load_error)
 
-        fleet = self.fleet.look(now)
-        for iid in fleet.gained:
-            LOG.info("Slave %s at %s is ready", iid, fleet.addresses[iid])
-        for iid in fleet.lost:
-            LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, fleet.addresses[iid])
-        for iid, missed in sorted(fleet.readiness.misses.items()):
-            LOG.warning(
-                "Slave %s at %s is slow to answer (%d of %d checks in a row): kept in the render farm",
-                iid,
-                fleet.addresses[iid],
-                missed,
-                self.conf.slave.ready_misses,
-            )
-        expired = fleet.expired
-        for iid in [i for i in self.draining if i not in fleet.addresses]:
-            del self.draining[iid]  # gone already (reclaimed, or terminated behind our back)
-        slaves = [dataclasses.replace(s, state=SlaveState.GOING) if s.id in self.draining else s for s in fleet.slaves]
-        alive = sum(1 for s in slaves if s.state is not SlaveState.GOING)
+        fleet = self.fleet.observe(now)
+        self._log_readiness(fleet)
+        alive = dec.alive(dec.counted(fleet, self.draining))
         decision = self.controller.decide(now, alive)
-        band, held = decision.band, decision.held
-        plan = make_plan(band, slaves, self.conf.master.max_launch_per_poll)
-
-        # A ready slave that is scaled in drains (out of the farm now, terminated
-        # later); one that never served (pending, booting, never ready) goes at once.
-        drain = self.conf.slave.drain_time
-        ready = {s.id for s in slaves if s.state is SlaveState.READY}
-        to_drain = [i for i in plan.remove if drain > 0 and i in ready]
-        removing = [i for i in plan.remove if i not in to_drain] + [i for i in expired if i not in plan.remove]
-        drained = [i for i, since in sorted(self.draining.items()) if now - since >= drain]
-        renderers = fleet.renderers(excluding=removing + to_drain + list(self.draining))
+        actions = dec.decide(fleet, decision.band, self.settings, now, self.draining)
         launched: list[str] = []
-        if not self.dry_run:
+        if self.dry_run:
+            self.draining = dict(actions.kept)
+        else:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
             # A farm that cannot be published is held as it is: a launched slave would only
             # bill, and one terminated might still be in the renderfarm.conf GBrowse reads.
-            if self.publish(renderers, launching=bool(plan.launch)) is not None:
+            if self.publish(actions.renderers, launching=bool(actions.launch)) is not None:
                 errors.append(t.cast(str, self.publish_error))
-                plan = dataclasses.replace(plan, launch=0, remove=())
-                removing, expired, to_drain, drained = [], [], [], []
-            for iid in to_drain:
-                LOG.info(
-                    "Slave %s at %s is out of the render farm: terminating it in %.0f s (drain_time)",
-                    iid,
-                    fleet.addresses[iid],
-                    drain,
-                )
-                self.draining[iid] = now
-            for iid in drained:
-                del self.draining[iid]
-            removing += drained
-            if removing:
-                for iid in expired:
-                    LOG.warning(
-                        "Slave %s was not ready within %s min: replacing it", iid, self.conf.slave.ready_timeout
-                    )
-                LOG.info("Terminating %s", " ".join(removing))
-                self.ec2.terminate(removing)
-                fleet.readiness.ready.difference_update(removing)
-            if plan.launch:
-                launched = self._launch(plan.launch, errors)
+                actions = actions.hold()
+            self.draining = dict(actions.draining)
+            self._act(fleet, actions)
+            if actions.launch:
+                launched = self._launch(actions.launch, errors)
 
-        self.alive = plan.current - len(plan.remove) + len(launched)
+        self.alive = actions.plan.current - len(actions.plan.remove) + len(launched)
         report = PollReport(
             load=decision.estimate if decision.estimate is not None else value,
             load_signal=signal_name,
             req_per_sec=load.req_per_sec if load else None,
             busy_workers=load.busy_workers if load else None,
             idle_workers=load.idle_workers if load else None,
-            band=band,
-            held=held,
-            fleet=fleet.described(),
-            counts=counts(slaves),
-            plan=plan,
-            expired=expired,
-            renderers=renderers,
+            band=decision.band,
+            held=decision.held,
+            fleet=described(fleet, gone=actions.terminate),
+            counts=dec.counts(actions.slaves),
+            plan=actions.plan,
+            expired=list(actions.expired),
+            renderers=list(actions.renderers),
             launched=launched,
             errors=errors,
             dry_run=self.dry_run,
@@ -394,7 +350,37 @@ class Balancer:
         LOG.debug(report.status_line())
         return report
 
+    def _log_readiness(self, fleet: dec.FleetSnapshot) -> None:
+        for iid in fleet.gained:
+            LOG.info("Slave %s at %s is ready", iid, fleet.addresses[iid])
+        for iid in fleet.lost:
+            LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, fleet.addresses[iid])
+        for iid, missed in fleet.slow:
+            LOG.warning(
+                "Slave %s at %s is slow to answer (%d of %d checks in a row): kept in the render farm",
+                iid,
+                fleet.addresses[iid],
+                missed,
+                self.conf.slave.ready_misses,
+            )
+
     # -- acting -------------------------------------------------------------
+
+    def _act(self, fleet: dec.FleetSnapshot, actions: dec.Actions) -> None:
+        """Start the drains and terminate what goes (the render farm no longer lists either)."""
+        for iid in actions.drain:
+            LOG.info(
+                "Slave %s at %s is out of the render farm: terminating it in %.0f s (drain_time)",
+                iid,
+                fleet.addresses[iid],
+                self.conf.slave.drain_time,
+            )
+        if actions.terminate:
+            for iid in actions.expired:
+                LOG.warning("Slave %s was not ready within %s min: replacing it", iid, self.conf.slave.ready_timeout)
+            LOG.info("Terminating %s", " ".join(actions.terminate))
+            self.ec2.terminate(actions.terminate)
+            self.fleet.terminated_now(actions.terminate, self.clock())
 
     def launch_spec(self) -> LaunchSpec:
         """Built once (and after SIGHUP): image lookup, security group, subnet."""
@@ -424,7 +410,7 @@ class Balancer:
             errors.append(f"{code}: {message}")
         if result.instance_ids:
             LOG.info("Launched %s", " ".join(result.instance_ids))
-            self.fleet.remember_launch(result.instance_ids, self.clock())
+            self.fleet.launched_now(result.instance_ids, self.clock())
         return list(result.instance_ids)
 
     def publish(self, renderers: t.Sequence[str], launching: bool = False) -> str | None:

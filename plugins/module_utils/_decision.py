@@ -11,6 +11,7 @@ numbers the caller passes in, so every function is table-testable.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import typing as t
 from dataclasses import dataclass, field
@@ -154,3 +155,129 @@ def stabilized(band: Band, history: t.Iterable[tuple[float, Band]], now: float, 
         if now - window <= when <= now:
             floor = max(floor, past.min)
     return Band(floor, max(band.max, floor))
+
+
+# --------------------------------------------------------------------------
+# the poll: (fleet snapshot, band, settings, now) -> actions
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """The conf's say in a poll's actions (``BalancerConf.poll_settings()`` builds it)."""
+
+    ports: tuple[int, ...] = ()  # each ready slave is one renderer per port
+    max_launch: int | None = None  # at most this many launches in one poll
+    drain_time: float = 0.0  # seconds a scaled-in ready slave stays out of the farm before it is terminated
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """The fleet as one look saw it. Frozen: the decision reads it, nothing edits it.
+
+    ``slaves`` counts what the plan counts (slaves launched but not yet
+    described are PENDING; those past their ready time are GOING and listed in
+    ``expired``); ``addresses`` is where each described instance is reached.
+    ``instances``, ``gained``, ``lost`` and ``slow`` are for reports and logs.
+    """
+
+    slaves: tuple[Slave, ...] = ()
+    addresses: t.Mapping[str, str | None] = field(default_factory=dict)
+    expired: tuple[str, ...] = ()
+    instances: tuple[t.Any, ...] = ()  # the EC2 instances as described (_ec2.Instance)
+    gained: tuple[str, ...] = ()  # ready since the last look
+    lost: tuple[str, ...] = ()  # ready at the last look, not now
+    slow: tuple[tuple[str, int], ...] = ()  # (ready slave, slow checks in a row), kept in the farm
+
+    @property
+    def ready(self) -> frozenset[str]:
+        return frozenset(s.id for s in self.slaves if s.state is SlaveState.READY)
+
+    def renderers(self, ports: t.Sequence[int], excluding: t.Iterable[str] = ()) -> tuple[str, ...]:
+        """``http://ADDRESS:PORT`` of every ready slave (minus ``excluding``), as renderfarm.conf lists them."""
+        gone = set(excluding)
+        ready = sorted(self.ready - gone)
+        return tuple(f"http://{a}:{port}" for a in (self.addresses.get(i) for i in ready) if a for port in ports)
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What one poll does, in this order: publish ``renderers``, terminate ``terminate``, launch ``launch``.
+
+    ``drain`` are ready slaves scaled in this poll: out of the farm now,
+    terminated ``drain_time`` later. ``draining`` is the drain memory after
+    acting (instance id -> when it left the farm); ``kept`` is that memory if
+    the poll is held instead (see :meth:`hold`).
+    """
+
+    plan: Plan
+    slaves: tuple[Slave, ...]  # as counted: the draining ones are GOING
+    renderers: tuple[str, ...]
+    terminate: tuple[str, ...] = ()
+    launch: int = 0
+    drain: tuple[str, ...] = ()
+    expired: tuple[str, ...] = ()
+    draining: t.Mapping[str, float] = field(default_factory=dict)
+    kept: t.Mapping[str, float] = field(default_factory=dict)
+
+    def hold(self) -> Actions:
+        """The same poll with nothing launched, terminated or drained (the render farm could not be published)."""
+        return dataclasses.replace(
+            self,
+            plan=dataclasses.replace(self.plan, launch=0, remove=()),
+            terminate=(),
+            launch=0,
+            drain=(),
+            expired=(),
+            draining=self.kept,
+        )
+
+
+def counted(fleet: FleetSnapshot, draining: t.Mapping[str, float]) -> tuple[Slave, ...]:
+    """The fleet's slaves as the plan counts them: draining ones are on their way out."""
+    return tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in draining else s for s in fleet.slaves)
+
+
+def alive(slaves: t.Iterable[Slave]) -> int:
+    """How many slaves count (not going away)."""
+    return sum(1 for s in slaves if s.state is not SlaveState.GOING)
+
+
+def decide(
+    fleet: FleetSnapshot,
+    band: Band,
+    settings: PollSettings,
+    now: float,
+    draining: t.Mapping[str, float] | None = None,
+) -> Actions:
+    """One poll's actions: the daemon, the spot_fleet module and the simulator all act on this.
+
+    Keep the fleet in ``band`` (:func:`plan`). A ready slave that is scaled in
+    drains (out of the farm now, terminated ``drain_time`` later); one that
+    never served (pending, booting) goes at once, and so do slaves not ready
+    within their ready time (``fleet.expired``), which the next poll replaces.
+    Draining slaves no longer described are forgotten.
+    """
+    kept = {i: at for i, at in (draining or {}).items() if i in fleet.addresses}
+    slaves = counted(fleet, kept)
+    decided = plan(band, slaves, settings.max_launch)
+    ready = {s.id for s in slaves if s.state is SlaveState.READY}
+    drain = tuple(i for i in decided.remove if settings.drain_time > 0 and i in ready)
+    drained = tuple(i for i, since in sorted(kept.items()) if now - since >= settings.drain_time)
+    terminate = (
+        tuple(i for i in decided.remove if i not in drain)
+        + tuple(i for i in fleet.expired if i not in decided.remove)
+        + drained
+    )
+    after = {i: at for i, at in kept.items() if i not in drained}
+    after.update(dict.fromkeys(drain, now))
+    return Actions(
+        plan=decided,
+        slaves=slaves,
+        renderers=fleet.renderers(settings.ports, excluding=[*terminate, *drain, *kept]),
+        terminate=terminate,
+        launch=decided.launch,
+        drain=drain,
+        expired=fleet.expired,
+        draining=after,
+        kept=kept,
+    )

@@ -13,11 +13,12 @@ render farm URLs, and tearing a fleet down.
 from __future__ import annotations
 
 import time
+import types
 import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Slave, SlaveState
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import FleetSnapshot, Slave, SlaveState
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, EC2Error, Instance, LaunchSpec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 
@@ -69,11 +70,6 @@ def slave_address(inst: Instance, mode: str, master: Master) -> str | None:
     if not inst.public_ip or (master.vpc_id and inst.vpc_id == master.vpc_id):
         return inst.private_ip
     return inst.public_ip
-
-
-def renderer_urls(addresses: t.Iterable[str], ports: t.Sequence[int]) -> list[str]:
-    """``http://ADDRESS:PORT`` for every slave and port, as GBrowse's renderfarm.conf lists them."""
-    return [f"http://{address}:{port}" for address in addresses for port in ports]
 
 
 @dataclass
@@ -149,18 +145,21 @@ class Readiness:
 
 
 #: EC2 is eventually consistent: an instance CreateFleet just returned may be
-#: missing from the next DescribeInstances. It counts as pending this long, so
-#: no poll launches its twin.
+#: missing from the next DescribeInstances, and one just terminated may still
+#: show as running. Each keeps what we did to it this long, so no poll launches
+#: a launched slave's twin or counts (or publishes) a terminated one.
 LAUNCH_GRACE = 120.0
 
 
 @dataclass
 class FleetView:
-    """One look at the fleet: describe (one call), address, readiness checks, classification.
+    """Looks at the fleet and remembers what one look cannot see.
 
-    The daemon keeps one view for its whole life (its readiness memory and
-    recent launches carry over between polls); the spot_fleet module keeps one
-    for a run.
+    :meth:`observe` does the I/O (one DescribeInstances, the readiness checks)
+    and returns a frozen :class:`FleetSnapshot`; what to do about it is
+    :func:`._decision.decide`'s. The daemon keeps one view for its whole life
+    (readiness memory, recent launches and terminations carry over between
+    polls); the spot_fleet module keeps one for a run.
     """
 
     ec2: EC2
@@ -168,64 +167,72 @@ class FleetView:
     master: Master
     readiness: Readiness = field(default_factory=Readiness)
     launched: dict[str, float] = field(default_factory=dict)  # id -> when CreateFleet returned it
-    instances: list[Instance] = field(default_factory=list)
-    addresses: dict[str, str | None] = field(default_factory=dict)
-    slaves: list[Slave] = field(default_factory=list)
-    expired: list[str] = field(default_factory=list)
-    gained: list[str] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)
+    terminated: dict[str, float] = field(default_factory=dict)  # id -> when we terminated it
 
-    def look(self, now: float) -> FleetView:
-        self.instances = self.ec2.describe_fleet()
+    def observe(self, now: float) -> FleetSnapshot:
+        """Describe the fleet (one call), check the running slaves, classify them."""
+        instances = tuple(self.ec2.describe_fleet())
         mode = self.conf.slave.address if self.conf else "auto"
-        self.addresses = {i.id: slave_address(i, mode, self.master) for i in self.instances}
+        addresses = types.MappingProxyType({i.id: slave_address(i, mode, self.master) for i in instances})
         if self.conf is None:  # tearing down: no ports to check, nothing to classify against
-            self.slaves = [Slave(i.id, _ALIVE.get(i.state, SlaveState.GOING), i.launched) for i in self.instances]
-            return self
-        self.gained, self.lost = self.readiness.update(
-            self.instances, self.addresses, self.conf.slave.ports[0], now, self.conf.slave.ready_misses
-        )
-        self.slaves, self.expired = self.readiness.classify(self.instances, now, self.conf.slave.ready_timeout * 60)
-        seen = {i.id for i in self.instances}
-        for iid in [i for i, at in self.launched.items() if i in seen or now - at > LAUNCH_GRACE]:
+            slaves = tuple(Slave(i.id, _ALIVE.get(i.state, SlaveState.GOING), i.launched) for i in instances)
+            return FleetSnapshot(slaves=slaves, addresses=addresses, instances=instances)
+        for memory in (self.launched, self.terminated):
+            for iid in [i for i, at in memory.items() if now - at > LAUNCH_GRACE]:
+                del memory[iid]
+        seen = {i.id for i in instances}
+        for iid in seen & set(self.launched):
             del self.launched[iid]
-        self.slaves += [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
-        return self
+        counted = tuple(i for i in instances if i.id not in self.terminated)
+        gained, lost = self.readiness.update(
+            counted, addresses, self.conf.slave.ports[0], now, self.conf.slave.ready_misses
+        )
+        slaves, expired = self.readiness.classify(counted, now, self.conf.slave.ready_timeout * 60)
+        slaves += [Slave(i.id, SlaveState.GOING, i.launched) for i in instances if i.id in self.terminated]
+        slaves += [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
+        return FleetSnapshot(
+            slaves=tuple(slaves),
+            addresses=addresses,
+            expired=tuple(expired),
+            instances=instances,
+            gained=tuple(gained),
+            lost=tuple(lost),
+            slow=tuple(sorted(self.readiness.misses.items())),
+        )
 
-    def remember_launch(self, instance_ids: t.Iterable[str], now: float) -> None:
+    def launched_now(self, instance_ids: t.Iterable[str], now: float) -> None:
         self.launched.update(dict.fromkeys(instance_ids, now))
 
-    def settled(self, launched: t.Iterable[str] = (), removed: t.Iterable[str] = ()) -> bool:
-        """Every slave that counts is ready, the ``launched`` ones among them, and none of ``removed`` is left."""
-        if any(s.state not in (SlaveState.READY, SlaveState.GOING) for s in self.slaves):
-            return False
-        return set(launched) <= self.readiness.ready and not {i.id for i in self.instances} & set(removed)
+    def terminated_now(self, instance_ids: t.Iterable[str], now: float) -> None:
+        self.terminated.update(dict.fromkeys(instance_ids, now))
+        self.readiness.ready.difference_update(self.terminated)
 
-    def renderers(self, excluding: t.Iterable[str] = ()) -> list[str]:
-        """URLs of the ready slaves (minus ``excluding``), for renderfarm.conf."""
-        if self.conf is None:
-            return []
-        gone = set(excluding)
-        ready = [self.addresses[i] for i in sorted(self.readiness.ready) if i not in gone and self.addresses.get(i)]
-        return renderer_urls(t.cast(t.List[str], ready), self.conf.slave.ports)
 
-    def described(self) -> list[dict[str, t.Any]]:
-        """The instances as the daemon's report and the module's result show them."""
-        states = {s.id: s.state.value for s in self.slaves}
-        return [
-            {
-                "id": i.id,
-                "state": i.state,
-                "slave_state": states.get(i.id, SlaveState.GOING.value),
-                "ready": i.id in self.readiness.ready,
-                "address": self.addresses.get(i.id),
-                "private_ip": i.private_ip,
-                "public_ip": i.public_ip,
-                "instance_type": i.instance_type,
-                "launched": i.launched,
-            }
-            for i in self.instances
-        ]
+def settled(fleet: FleetSnapshot, launched: t.Iterable[str] = (), removed: t.Iterable[str] = ()) -> bool:
+    """Every slave that counts is ready, the ``launched`` ones among them, and none of ``removed`` is left."""
+    if any(s.state not in (SlaveState.READY, SlaveState.GOING) for s in fleet.slaves):
+        return False
+    return set(launched) <= fleet.ready and not set(fleet.addresses) & set(removed)
+
+
+def described(fleet: FleetSnapshot, gone: t.Iterable[str] = ()) -> list[dict[str, t.Any]]:
+    """The instances as the daemon's report and the module's result show them (``gone``: terminated since the look)."""
+    states = {s.id: s.state.value for s in fleet.slaves}
+    ready = fleet.ready - set(gone)
+    return [
+        {
+            "id": i.id,
+            "state": i.state,
+            "slave_state": states.get(i.id, SlaveState.GOING.value),
+            "ready": i.id in ready,
+            "address": fleet.addresses.get(i.id),
+            "private_ip": i.private_ip,
+            "public_ip": i.public_ip,
+            "instance_type": i.instance_type,
+            "launched": i.launched,
+        }
+        for i in fleet.instances
+    ]
 
 
 def build_launch_spec(

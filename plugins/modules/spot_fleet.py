@@ -251,6 +251,7 @@ terminated:
   sample: []
 """
 
+import dataclasses
 import socket
 import time
 
@@ -262,7 +263,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, plan
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, alive, decide
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     DEFAULT_MAX_ATTEMPTS,
     EC2,
@@ -273,7 +274,9 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     FleetView,
     Master,
     build_launch_spec,
+    described,
     discover_master,
+    settled,
     teardown,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
@@ -282,70 +285,72 @@ _POLL = 2.0  # seconds between readiness rounds while waiting
 
 
 def present(module, ec2, conf, master, band):
-    fleet = FleetView(ec2, conf, master).look(time.time())
-    decided = plan(band, fleet.slaves)
-    removing = list(decided.remove) + [i for i in fleet.expired if i not in decided.remove]
+    view = FleetView(ec2, conf, master)
+    fleet = view.observe(time.time())
+    # One run has no drain memory: a scaled-in slave goes at once (drain_time is the daemon's).
+    settings = dataclasses.replace(conf.poll_settings(), max_launch=None, drain_time=0)
+    actions = decide(fleet, band, settings, time.time())
     result = dict(
-        changed=bool(decided.launch or removing),
+        changed=bool(actions.launch or actions.terminate),
         plan=dict(
             min=band.min,
             max=band.max,
-            current=decided.current,
-            launch=decided.launch,
-            remove=list(decided.remove),
-            replace_unready=list(fleet.expired),
+            current=actions.plan.current,
+            launch=actions.launch,
+            remove=list(actions.plan.remove),
+            replace_unready=list(actions.expired),
         ),
         launched=[],
-        terminated=removing,
+        terminated=list(actions.terminate),
     )
     if module.check_mode:
         return fleet, result
-    if removing:
-        result["terminated"] = ec2.terminate(removing)
-    if decided.launch:
-        launch = ec2.launch(decided.launch, build_launch_spec(conf, ec2, master, module.params["key_name"]))
+    if actions.terminate:
+        result["terminated"] = ec2.terminate(actions.terminate)
+        view.terminated_now(result["terminated"], time.time())
+    if actions.launch:
+        launch = ec2.launch(actions.launch, build_launch_spec(conf, ec2, master, module.params["key_name"]))
         result["launched"] = list(launch.instance_ids)
-        fleet.remember_launch(launch.instance_ids, time.time())
+        view.launched_now(launch.instance_ids, time.time())
         if launch.errors:
-            fleet.look(time.time())
             errors = "; ".join(f"{code}: {message}" for code, message in launch.errors)
             module.fail_json(
-                msg=f"Launched only {len(launch.instance_ids)} of {decided.launch} slave(s): {errors}",
-                instances=fleet.described(),
+                msg=f"Launched only {len(launch.instance_ids)} of {actions.launch} slave(s): {errors}",
+                instances=described(view.observe(time.time())),
                 **result,
             )
     if result["changed"]:
-        fleet.look(time.time())
+        fleet = view.observe(time.time())
     if module.params["wait"]:
         deadline = time.monotonic() + module.params["wait_timeout"]
-        while not fleet.settled(result["launched"], removing):
+        while not settled(fleet, result["launched"], actions.terminate):
             if time.monotonic() > deadline:
-                ready = sum(1 for s in fleet.slaves if s.state.value == "ready")
-                counted = sum(1 for s in fleet.slaves if s.state.value != "going")
                 module.fail_json(
-                    msg=f"wait_timeout: {ready} of {counted} slave(s) ready after {module.params['wait_timeout']} s",
-                    instances=fleet.described(),
-                    renderers=fleet.renderers(),
+                    msg=f"wait_timeout: {len(fleet.ready)} of {alive(fleet.slaves)} slave(s) ready "
+                    f"after {module.params['wait_timeout']} s",
+                    instances=described(fleet),
+                    renderers=list(fleet.renderers(conf.slave.ports)),
                     **result,
                 )
             time.sleep(_POLL)
-            fleet.look(time.time())
+            fleet = view.observe(time.time())
     return fleet, result
 
 
 def absent(module, ec2):
-    fleet = FleetView(ec2, None, Master()).look(time.time())
+    view = FleetView(ec2, None, Master())
+    fleet = view.observe(time.time())
     leftovers = ec2.owns_template_or_group()
-    alive = [i.id for i in fleet.instances if i.state != "shutting-down"]
-    result = dict(changed=bool(fleet.instances or leftovers), launched=[], terminated=alive)
+    alive_ids = [i.id for i in fleet.instances if i.state != "shutting-down"]
+    result = dict(changed=bool(fleet.instances or leftovers), launched=[], terminated=alive_ids)
     if module.check_mode or not result["changed"]:
         return fleet, result
     left = teardown(ec2, module.params["wait_timeout"] if module.params["wait"] else 0)
-    fleet.look(time.time())
+    fleet = view.observe(time.time())
     if module.params["wait"] and left:
         module.fail_json(
             msg=f"wait_timeout: {len(left)} slave(s) still shutting down after {module.params['wait_timeout']} s",
-            instances=fleet.described(),
+            instances=described(fleet),
             **result,
         )
     if not ec2.delete_security_group():
@@ -413,7 +418,8 @@ def main():
             fleet, result = present(module, ec2, conf, master, band)
     except EC2Error as exc:
         module.fail_json(msg=str(exc), code=exc.code, balancer_id=balancer_id)
-    module.exit_json(balancer_id=balancer_id, instances=fleet.described(), renderers=fleet.renderers(), **result)
+    renderers = fleet.renderers(conf.slave.ports) if conf is not None else ()
+    module.exit_json(balancer_id=balancer_id, instances=described(fleet), renderers=list(renderers), **result)
 
 
 if __name__ == "__main__":
