@@ -32,7 +32,7 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import BALANCER_TAG  # noqa: E402
 from ansible_collections.gmod.gbrowse_aws.tests.support.apache import FixedRateLoad, PrivateApache  # noqa: E402
-from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import BalancerProcess, parse_status, write_conf  # noqa: E402
+from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import BalancerProcess, write_conf  # noqa: E402
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import MotoServer, make_network, slave_image  # noqa: E402
 from ansible_collections.gmod.gbrowse_aws.tests.support.slaves import SlaveStandIns  # noqa: E402
 
@@ -78,7 +78,7 @@ def run() -> int:
                     load = FixedRateLoad(apache.small_file_url, rate, threads=2, max_duration=120).start() if rate else None
                     try:
                         for dummy in range(polls):
-                            s = parse_status(bal.next_status(timeout=60))
+                            s = bal.next_report(timeout=60)
                             n += 1
                             farm = bal.renderers()
                             shown = ", ".join(u.replace("http://", "") for u in farm[:3]) + (f" +{len(farm) - 3}" if len(farm) > 3 else "")

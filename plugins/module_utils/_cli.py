@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="read Apache and AWS, print what would be done, change nothing"
     )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="append each poll's report to FILE as one JSON line (the same JSON as --once prints)",
+    )
     return p
 
 
@@ -406,7 +411,7 @@ def _chain_has_credentials() -> bool:
 
 
 def check_path_option(option: str, path: str) -> None:
-    """--pidfile/--logfile: a file (or a new one) in an existing directory; StartupError otherwise."""
+    """--pidfile/--logfile/--report: a file (or a new one) in an existing directory; StartupError otherwise."""
     if not path or "\0" in path:
         raise StartupError(f"{option}: {path!r} is not a file name")
     directory = os.path.dirname(path) or "."
@@ -420,7 +425,7 @@ def check_path_option(option: str, path: str) -> None:
         raise StartupError(f"{option} {path}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
         raise StartupError(f"{option} {path}: is a directory, not a file")
-    if option == "--pidfile" and not stat.S_ISREG(info.st_mode):
+    if option in ("--pidfile", "--report") and not stat.S_ISREG(info.st_mode):
         raise StartupError(f"{option} {path}: not a regular file")
 
 
@@ -448,7 +453,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         return EX_CONFIG
     # Everything that can be checked before the start is checked here: one line, no AWS call.
     try:
-        for option, path in (("--pidfile", args.pidfile), ("--logfile", args.logfile)):
+        for option, path in (("--pidfile", args.pidfile), ("--logfile", args.logfile), ("--report", args.report)):
             if path is not None:
                 check_path_option(option, path)
         session = aws_session(os.environ)
@@ -464,6 +469,11 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         print(f"gbrowse_aws_balancer: --logfile {args.logfile}: {exc.strerror or exc}", file=sys.stderr)
         return EX_USAGE
     log = _daemon.LOG
+    try:  # opened, like the log, before --user drops privileges
+        report_file = open(args.report, "a", encoding="utf-8") if args.report else None  # pylint: disable=consider-using-with
+    except OSError as exc:
+        print(f"gbrowse_aws_balancer: --report {args.report}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_USAGE
 
     startup = None
     if args.background and not notifier.enabled and not args.once:
@@ -495,8 +505,17 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             conf.master.poll_interval * 60,
             " (dry run: nothing will be changed)" if args.dry_run else "",
         )
+
+        def on_report(report: t.Any) -> None:
+            line = json.dumps(report.as_dict(), sort_keys=True)
+            if args.dry_run or args.once:
+                print(line, flush=True)
+            if report_file is not None:
+                report_file.write(line + "\n")
+                report_file.flush()
+
         if args.once:
-            return run_once(balancer)
+            return run_once(balancer, on_report)
 
         signals = _daemon.Signals()
         signals.install()
@@ -510,7 +529,6 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             log.info("SIGHUP: reloaded %s", args.conf)
             return new
 
-        on_report = _print_report if args.dry_run else None
         if startup:
             startup.ready()
         return _daemon.run(balancer, signals=signals, notifier=notifier, reload_conf=reload_conf, on_report=on_report)
@@ -532,6 +550,8 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
     finally:
         if pidfile:
             pidfile.release()
+        if report_file is not None:
+            report_file.close()
 
 
 def _start(
@@ -562,11 +582,7 @@ def _start(
     return balancer, region, balancer_id, master
 
 
-def _print_report(report: t.Any) -> None:
-    print(json.dumps(report.as_dict(), sort_keys=True), flush=True)
-
-
-def run_once(balancer: t.Any) -> int:
+def run_once(balancer: t.Any, on_report: t.Callable[[t.Any], None]) -> int:
     """Baseline, one poll interval, one poll: the JSON report on stdout."""
     balancer.sample()
     time.sleep(balancer.conf.master.poll_interval * 60)
@@ -574,8 +590,7 @@ def run_once(balancer: t.Any) -> int:
     if load is None or load.signal(balancer.conf.master.load_signal) is None:
         print(f"gbrowse_aws_balancer: cannot measure the load: {error or 'no rate'}", file=sys.stderr)
         return EX_FAIL
-    report = balancer.poll(load, error, sampled=True)
-    _print_report(report)
+    on_report(balancer.poll(load, error, sampled=True))
     return EX_OK
 
 

@@ -178,9 +178,11 @@ class PollReport:
     errors: list[str]
     dry_run: bool
     publish_error: str | None = None  # set while the render farm cannot be published: the fleet is held
+    at: float = 0.0  # when the poll ran, seconds since the epoch
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
+            "time": self.at,
             "load": self.load,
             "load_signal": self.load_signal,
             "req_per_sec": self.req_per_sec,
@@ -344,6 +346,7 @@ class Balancer:
             errors=errors,
             dry_run=self.dry_run,
             publish_error=None if self.dry_run else self.publish_error,
+            at=now,
         )
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
         # and what changed (ready, lost, launched, terminated) at 2.
@@ -534,9 +537,9 @@ def run(
             LOG.error("Poll failed: %s (the fleet is unchanged; trying again next poll)", exc)
             notifier.send(f"STATUS=Poll failed: {exc}", "WATCHDOG=1")
             continue
-        notifier.send(f"STATUS={report.status_line()}", "WATCHDOG=1")
         if on_report is not None:
             on_report(report)
+        notifier.send(f"STATUS={report.status_line()}", "WATCHDOG=1")
         if next_poll < monotonic():  # a slow poll: do not try to catch up in a burst
             next_poll = monotonic() + balancer.conf.master.poll_interval * 60
     notifier.send("STOPPING=1", "STATUS=Cleaning up")

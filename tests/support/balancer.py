@@ -10,7 +10,7 @@ Used by the system tests and the demo::
     conf = write_conf(tmp, status_url=apache.status_url, image_id=ami, subnet=net.subnet_id, ...)
     with BalancerProcess(conf, env=moto.environ()) as bal:   # NOTIFY_SOCKET is ours
         bal.wait_ready()
-        status = bal.next_status()                          # one STATUS= line per poll
+        report = bal.next_report()                          # one --report line per poll
         bal.terminate()                                     # SIGTERM, waits for the clean-up
 
 The process believes it runs under systemd: the test owns the notify socket,
@@ -19,6 +19,7 @@ so READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 are observed, not assumed.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -112,6 +113,7 @@ class BalancerProcess:
         self.watchdog_sec = watchdog_sec
         self._dir = tempfile.mkdtemp(prefix="gbrowse-balancer-")
         self.log_path = Path(self._dir) / "balancer.log"
+        self.report_path = Path(self._dir) / "report.jsonl"  # --report: one JSON line per poll
         self.socket_path = str(Path(self._dir) / "notify.sock")
         self.messages: list[tuple[float, str]] = []  # (monotonic time, one sd_notify line)
         self._cond = threading.Condition()
@@ -132,7 +134,7 @@ class BalancerProcess:
             env["WATCHDOG_USEC"] = str(int(self.watchdog_sec * 1_000_000))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*balancer_command(), "--conf", str(self.conf), *self.args],
+                [*balancer_command(), "--conf", str(self.conf), "--report", str(self.report_path), *self.args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -238,54 +240,31 @@ class BalancerProcess:
             "poll status",
         )
 
-    def wait_status(self, predicate: t.Callable[[str], bool], timeout: float = 60.0) -> str:
-        """Wait for a poll whose STATUS= line satisfies ``predicate`` (earlier ones count too)."""
-        def check() -> str | None:
-            for dummy, line in self.poll_statuses():
-                if predicate(line):
-                    return line
-            return None
+    def reports(self) -> list[dict[str, t.Any]]:
+        """The polls' reports so far (``--report``), each flattened by :func:`flat`."""
+        try:
+            text = self.report_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        return [flat(json.loads(line)) for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
-        return self._wait_for(check, timeout, "matching poll status")
+    def next_report(self, timeout: float = 30.0) -> dict[str, t.Any]:
+        """Wait for the next poll's report and return it."""
+        return self.wait_next_report(lambda report: True, timeout)
 
-    def wait_next_status(self, predicate: t.Callable[[str], bool], timeout: float = 60.0) -> str:
-        """Like :meth:`wait_status` but only polls from now on."""
-        seen = len(self.poll_statuses())
-
-        def check() -> str | None:
-            for dummy, line in self.poll_statuses()[seen:]:
-                if predicate(line):
-                    return line
-            return None
-
-        return self._wait_for(check, timeout, "matching poll status")
+    def wait_next_report(self, predicate: t.Callable[[dict[str, t.Any]], bool], timeout: float = 60.0) -> dict[str, t.Any]:
+        """Wait for a report from now on that satisfies ``predicate``."""
+        seen = len(self.reports())
+        return self._wait_for(
+            lambda: next((r for r in self.reports()[seen:] if predicate(r)), None), timeout, "matching poll report"
+        )
 
     def renderers(self) -> tuple[str, ...]:
         farm = read_renderfarm(str(self.conf.parent / "renderfarm.conf"))
         return farm.renderers
 
 
-def parse_status(line: str) -> dict[str, t.Any]:
-    """``load 12.30 req/s (Apache lifetime 3.10); want 1-2; slaves 0 pending, 1 booting, 2 ready`` -> numbers."""
-    import re
-
-    m = re.match(
-        r"load (?P<load>[\d.]+|n/a) req/s \(Apache lifetime (?P<lifetime>[\d.]+|n/a)\); want (?P<min>\d+)-(?P<max>\d+)(?P<held> \(held\))?; "
-        r"slaves (?P<pending>\d+) pending, (?P<booting>\d+) booting, (?P<ready>\d+) ready",
-        line,
-    )
-    if not m:
-        raise ValueError(f"not a poll status: {line!r}")
-    d = m.groupdict()
-    return {
-        "load": None if d["load"] == "n/a" else float(d["load"]),
-        "req_per_sec": None if d["lifetime"] == "n/a" else float(d["lifetime"]),
-        "min": int(d["min"]),
-        "max": int(d["max"]),
-        "held": bool(d["held"]),
-        "pending": int(d["pending"]),
-        "booting": int(d["booting"]),
-        "ready": int(d["ready"]),
-        # set while renderfarm.conf cannot be published: no launches, no terminations
-        "holding": line.partition("; HOLDING the fleet (no launches, no terminations): ")[2] or None,
-    }
+def flat(report: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """A ``--report`` line with the fleet's counts at the top, and ``holding``: why the fleet is held, or None."""
+    counts = {k: v for k, v in report["fleet"].items() if k != "instances"}
+    return {**report, **counts, "holding": report["publish_error"]}

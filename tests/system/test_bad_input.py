@@ -356,7 +356,7 @@ def _good_args(ctx: Ctx, *more: str) -> list[str]:
     return ["--conf", str(ctx.conf), *more]
 
 
-for option in ("--pidfile", "--logfile"):
+for option in ("--pidfile", "--logfile", "--report"):
 
     @case(f"option{option}-missing-directory")
     def _missing_dir(ctx: Ctx, option: str = option):
@@ -369,10 +369,12 @@ for option in ("--pidfile", "--logfile"):
         return "cli", _good_args(ctx, option, str(ctx.work / "adir")), f"{option} {ctx.work}/adir: is a directory"
 
 
-@case("option--pidfile-a-fifo")
-def _pid_fifo(ctx: Ctx):
-    os.mkfifo(ctx.work / "pid.fifo")
-    return "cli", _good_args(ctx, "--pidfile", str(ctx.work / "pid.fifo")), f"--pidfile {ctx.work}/pid.fifo: not a regular file"
+for option in ("--pidfile", "--report"):
+
+    @case(f"option{option}-a-fifo")
+    def _a_fifo(ctx: Ctx, option: str = option):
+        os.mkfifo(ctx.work / "a.fifo")
+        return "cli", _good_args(ctx, option, str(ctx.work / "a.fifo")), f"{option} {ctx.work}/a.fifo: not a regular file"
 
 
 @case("option--pidfile-a-symlink")

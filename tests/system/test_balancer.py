@@ -26,7 +26,6 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm impor
 from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import (
     BalancerProcess,
     balancer_command,
-    parse_status,
     write_conf,
 )
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import SECRET_KEY as SECRET, run_foreign_instances, slave_image
@@ -82,7 +81,7 @@ def world(tmp_path, private_apache, moto_server, ec2_client, network, slave_stan
 
 
 def load_until(bal: BalancerProcess, predicate: t.Callable[[dict], bool], timeout: float = 60.0) -> dict:
-    return parse_status(bal.wait_next_status(lambda s: predicate(parse_status(s)), timeout))
+    return bal.wait_next_report(predicate, timeout)
 
 
 def assert_farm_is_ready_set(world: t.Any, bal: BalancerProcess) -> None:
@@ -96,14 +95,14 @@ def test_load_step_up_and_down(world, fixed_rate_load):
     conf = world.conf()
     with world.balancer(conf) as bal:
         bal.wait_ready()
-        first = parse_status(bal.next_status())
+        first = bal.next_report()
         assert first["min"] == 0 and first["pending"] + first["booting"] + first["ready"] == 0
 
         load = fixed_rate_load(world.apache.small_file_url, 50)
         stepped = load_until(bal, lambda s: s["min"] >= 1)
         assert 20 <= stepped["load"] <= 80, stepped
         # Launched in the poll that saw the step: the very next poll counts it.
-        after = parse_status(bal.next_status())
+        after = bal.next_report()
         assert after["pending"] + after["booting"] + after["ready"] >= 1, after
         load_until(bal, lambda s: s["ready"] >= 1)
         bal.next_status()  # the poll after a slave turns ready has published it
@@ -115,7 +114,7 @@ def test_load_step_up_and_down(world, fixed_rate_load):
         load_until(bal, lambda s: s["max"] == 0)
         assert bal.renderers() == ()
         # A whole poll window after the stop measures about zero.
-        quiet = parse_status(bal.next_status())
+        quiet = bal.next_report()
         assert quiet["load"] < 1, quiet
         assert ours(world.ec2) == {}
         assert bal.terminate() == 0
@@ -156,7 +155,7 @@ def test_sigkill_and_restart_adopts_the_fleet(world, fixed_rate_load):
         bal.wait_ready()
         adopted = load_until(bal, lambda s: s["ready"] == 1)
         for dummy in range(3):
-            status = parse_status(bal.next_status())
+            status = bal.next_report()
             assert status["pending"] + status["booting"] + status["ready"] == 1, status
         assert ours(world.ec2) == before, "a restarted balancer launched duplicates"
         assert adopted["min"] == 1
@@ -252,7 +251,7 @@ def test_apache_down_holds_the_fleet(world, fixed_rate_load):
         fleet = ours(world.ec2)
         world.apache.stop()
         for dummy in range(4):
-            status = parse_status(bal.next_status())
+            status = bal.next_report()
             assert status["held"] and status["load"] is None, status
             assert status["ready"] == len(fleet), status
         assert ours(world.ec2) == fleet
@@ -292,7 +291,7 @@ def test_unwritable_renderfarm_directory_holds_the_fleet(world, tmp_path):
                 for dummy in range(3):
                     assert status["holding"] and "Read-only file system" in status["holding"], status
                     assert ours(world.ec2) == fleet
-                    status = parse_status(bal.next_status())
+                    status = bal.next_report()
                 assert read_renderfarm(str(farm / "renderfarm.conf")).renderers == listed
         assert "Cannot publish the render farm" in bal.log_tail(20000)
         load_until(bal, lambda s: s["holding"] is None and s["ready"] == 0)
@@ -366,7 +365,7 @@ def test_sighup_reloads_and_a_broken_conf_keeps_the_old_one(world):
         good = conf.read_text()
         conf.write_text(good.replace("spot_bid          = 0.10", "spot_bid          = lots"))
         bal.signal(signal.SIGHUP)
-        status = parse_status(bal.next_status())
+        status = bal.next_report()
         assert (status["min"], status["max"]) == (0, 0)
         assert "keeping the running configuration" in bal.log_tail()
         assert "spot_bid: 'lots' is not a number" in bal.log_tail()
@@ -386,7 +385,7 @@ def test_sighup_when_the_conf_became_a_fifo_keeps_the_old_one_and_sigterm_still_
         conf.unlink()
         os.mkfifo(conf)
         bal.signal(signal.SIGHUP)
-        status = parse_status(bal.next_status())
+        status = bal.next_report()
         assert (status["min"], status["max"]) == (0, 0)
         assert f"{conf}: not a regular file (a FIFO)" in bal.log_tail()
         assert "keeping the running configuration" in bal.log_tail()
