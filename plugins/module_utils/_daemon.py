@@ -33,6 +33,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _decision 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, Plan
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
+    CHECK_TIMEOUT,
     FleetView,
     Master,
     Readiness,
@@ -46,6 +47,10 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm impor
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
 
 LOG = logging.getLogger("gbrowse_aws.balancer")
+
+#: Seconds between readiness checks of booting slaves between polls: with a
+#: check's own timeout (2 s) a slave joins the farm within 5 s of answering.
+JOIN_INTERVAL = 2.5
 
 # --------------------------------------------------------------------------
 # logging, sd_notify, signals
@@ -296,6 +301,20 @@ class Balancer:
             LOG.debug("Sample between polls failed: %s", error)
         return self.controller.wants_more(self.clock(), self.alive)
 
+    def join_ready(self) -> bool:
+        """Between polls: publish slaves that became ready since the last look. True when the farm grew.
+
+        A slave found down meanwhile leaves the farm too (as at a poll); everything else waits for the poll.
+        """
+        if self.dry_run:
+            return False
+        fleet = self.fleet.join(self.clock())
+        if fleet is None or not (fleet.gained or fleet.lost):
+            return False
+        self._log_readiness(fleet)
+        self.publish(fleet.renderers(self.settings.ports, excluding=self.draining))
+        return bool(fleet.gained)
+
     def poll(self, load: Load | None = None, load_error: str | None = None, *, sampled: bool = False) -> PollReport:
         """Run one poll. ``load`` may be passed in by a caller that sampled already."""
         if not sampled:
@@ -493,6 +512,10 @@ def run(
 ) -> int:
     """The loop: ``while not stop: poll(); sleep until the next poll (pinging the watchdog)``.
 
+    While slaves are on their way to ready they are checked every
+    JOIN_INTERVAL seconds in between, so one that answers joins the render
+    farm within seconds.
+
     With the adaptive policy Apache is also sampled every SAMPLE_INTERVAL
     seconds in between (one status read), and a load that already calls for
     more slaves polls at once instead of waiting for the next poll.
@@ -500,7 +523,7 @@ def run(
     notifier.send("READY=1", "STATUS=Taking a baseline sample of the load")
     balancer.sample()  # baseline: the first rate needs two readings
     next_poll = monotonic() + balancer.conf.master.poll_interval * 60
-    next_sample = monotonic() + SAMPLE_INTERVAL
+    next_sample = next_join = monotonic() + SAMPLE_INTERVAL
     while True:
         early = False
         while not signals.stop:
@@ -515,6 +538,12 @@ def run(
             remaining = next_poll - monotonic()
             if remaining <= 0:
                 break
+            if balancer.fleet.waiting() and not balancer.dry_run and remaining > CHECK_TIMEOUT:
+                if next_join <= monotonic():  # (a check never runs into the poll it would delay)
+                    next_join = monotonic() + JOIN_INTERVAL
+                    balancer.join_ready()
+                    continue
+                remaining = min(remaining, next_join - monotonic())
             if balancer.controller.policy.samples_between_polls:
                 if next_sample <= monotonic():
                     next_sample = monotonic() + SAMPLE_INTERVAL

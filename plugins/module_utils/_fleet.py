@@ -12,6 +12,7 @@ render farm URLs, and tearing a fleet down.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import types
 import typing as t
@@ -124,6 +125,22 @@ class Readiness:
             del self.last_ready[iid]
         return gained, lost
 
+    def join(
+        self, instances: t.Sequence[Instance], addresses: t.Mapping[str, str | None], port: int, now: float
+    ) -> list[str]:
+        """Between polls: check only the running slaves not ready yet; returns those that now are."""
+        waiting = {
+            i.id: addresses[i.id]
+            for i in instances
+            if i.state == "running" and i.id not in self.ready and addresses.get(i.id)
+        }
+        if not waiting:
+            return []
+        gained = [iid for iid, probe in self.check(waiting, port, CHECK_TIMEOUT).items() if probe is Probe.READY]
+        self.ready.update(gained)
+        self.last_ready.update(dict.fromkeys(gained, now))
+        return gained
+
     def classify(
         self, instances: t.Sequence[Instance], now: float, ready_timeout: float
     ) -> tuple[list[Slave], list[str]]:
@@ -150,6 +167,10 @@ class Readiness:
 #: a launched slave's twin or counts (or publishes) a terminated one.
 LAUNCH_GRACE = 120.0
 
+#: Between polls, while a launched slave has no address yet, the fleet is
+#: described again this often (seconds) so that it can be checked once it runs.
+DESCRIBE_WHILE_PENDING = 10.0
+
 
 @dataclass
 class FleetView:
@@ -168,10 +189,13 @@ class FleetView:
     readiness: Readiness = field(default_factory=Readiness)
     launched: dict[str, float] = field(default_factory=dict)  # id -> when CreateFleet returned it
     terminated: dict[str, float] = field(default_factory=dict)  # id -> when we terminated it
+    last: FleetSnapshot | None = None  # the last look, brought up to date by join()
+    looked: float = 0.0  # when the fleet was last described
 
     def observe(self, now: float) -> FleetSnapshot:
         """Describe the fleet (one call), check the running slaves, classify them."""
         instances = tuple(self.ec2.describe_fleet())
+        self.looked = now
         mode = self.conf.slave.address if self.conf else "auto"
         addresses = types.MappingProxyType({i.id: slave_address(i, mode, self.master) for i in instances})
         if self.conf is None:  # tearing down: no ports to check, nothing to classify against
@@ -190,7 +214,7 @@ class FleetView:
         slaves, expired = self.readiness.classify(counted, now, self.conf.slave.ready_timeout * 60)
         slaves += [Slave(i.id, SlaveState.GOING, i.launched) for i in instances if i.id in self.terminated]
         slaves += [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
-        return FleetSnapshot(
+        self.last = FleetSnapshot(
             slaves=tuple(slaves),
             addresses=addresses,
             expired=tuple(expired),
@@ -199,6 +223,43 @@ class FleetView:
             lost=tuple(lost),
             slow=tuple(sorted(self.readiness.misses.items())),
         )
+        return self.last
+
+    def waiting(self) -> bool:
+        """Whether the last look saw slaves on their way to ready (worth checking between polls)."""
+        return bool(self.launched) or (
+            self.last is not None
+            and any(
+                s.state in (SlaveState.PENDING, SlaveState.BOOTING) and s.id not in self.terminated
+                for s in self.last.slaves
+            )
+        )
+
+    def join(self, now: float) -> FleetSnapshot | None:
+        """Between polls: check the slaves on their way to ready. None when there was nothing to check.
+
+        Booting slaves are checked at once (no DescribeInstances). While some
+        are still pending (no address yet), the fleet is described again, at
+        most every DESCRIBE_WHILE_PENDING seconds. A slave that answers joins
+        the render farm within seconds, not at the next poll.
+        """
+        last = self.last
+        if last is None or self.conf is None:
+            return None
+        pending = bool(self.launched) or any(
+            s.state is SlaveState.PENDING and s.id not in self.terminated for s in last.slaves
+        )
+        if pending and now - self.looked >= DESCRIBE_WHILE_PENDING:
+            return self.observe(now)
+        booting = {s.id for s in last.slaves if s.state is SlaveState.BOOTING} - set(self.terminated)
+        if not booting:
+            return None
+        instances = [i for i in last.instances if i.id in booting]
+        gained = self.readiness.join(instances, last.addresses, self.conf.slave.ports[0], now)
+        state = dict.fromkeys(gained, SlaveState.READY) | dict.fromkeys(self.terminated, SlaveState.GOING)
+        slaves = tuple(dataclasses.replace(s, state=state.get(s.id, s.state)) for s in last.slaves)
+        self.last = dataclasses.replace(last, slaves=slaves, gained=tuple(gained), lost=(), slow=())
+        return self.last
 
     def launched_now(self, instance_ids: t.Iterable[str], now: float) -> None:
         self.launched.update(dict.fromkeys(instance_ids, now))

@@ -482,3 +482,22 @@ def test_a_steady_poll_costs_one_ec2_call(world):
             spent = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
             assert spent in ({"DescribeInstances": 4}, {"DescribeInstances": 5}), spent  # 4 polls (+1 under way)
             assert bal.terminate() == 0
+
+
+def test_a_slave_joins_the_farm_between_polls(world):
+    """With 30 s polls, a slave that starts answering mid-way is in renderfarm.conf before the next poll."""
+    world.stand_ins.boot_delay = 15.0  # answers 15 s after EC2 shows it running: between the polls
+    conf = world.conf(table=((0.0, 1, 1),), poll_interval=0.5)
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        launched = bal.next_report(timeout=60)
+        assert len(launched["launched"]) == 1, launched
+        world.stand_ins.wait_listening(1, timeout=40)
+        answering = time.monotonic()
+        while not bal.renderers() and time.monotonic() < answering + 25:
+            time.sleep(0.1)
+        joined = time.monotonic() - answering
+        assert bal.renderers() == urls(ours(world.ec2).values()), bal.log_tail()
+        assert len(bal.reports()) == 1, f"listed only by the next poll, {joined:.1f} s after it answered"
+        print(f"joined the farm {joined:.1f} s after it answered")
+        assert bal.terminate() == 0

@@ -20,7 +20,7 @@ import pytest
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._cli import normalize_argv
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import parse_conf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import Balancer, Notifier
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import LAUNCH_GRACE
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import DESCRIBE_WHILE_PENDING, LAUNCH_GRACE
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import Instance, LaunchResult
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import Master
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe
@@ -360,3 +360,75 @@ def test_notifier_speaks_sd_notify(tmp_path):
         assert sock.recv(100) == b"READY=1\nSTATUS=hello"
     assert not Notifier({}).enabled
     assert Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "10", "WATCHDOG_PID": "1"}).watchdog_interval is None
+
+
+def test_a_slave_that_answers_joins_between_polls(make, tmp_path):
+    """Booting at the poll, answering seconds later: published by join_ready(), not at the next poll."""
+    answering: set[str] = set()
+    bal, ec2, now = make([20, 20, 20], ready=lambda address: address in answering)
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    assert bal.poll().counts["booting"] == 2 and bal.fleet.waiting()
+    assert not bal.join_ready()  # nobody answers yet: nothing published, nothing logged
+    answering.add("127.100.1.2")
+    now[0] += 3
+    assert bal.join_ready()
+    text = (tmp_path / "farm" / "renderfarm.conf").read_text()
+    assert "127.100.1.2:8101" in text and "127.100.1.1" not in text
+    assert bal.reloads[-1] == "true"  # GBrowse was told
+    assert bal.fleet.waiting()  # i-0001 still boots
+    answering.add("127.100.1.1")
+    now[0] += 3
+    assert bal.join_ready() and not bal.fleet.waiting()
+    now[0] += 24
+    report = bal.poll()  # the poll counts both ready; neither is "gained" twice
+    assert report.counts["ready"] == 2 and len(report.renderers) == 4
+
+
+def test_join_does_not_bring_back_what_the_poll_terminated(make, tmp_path):
+    answering: set[str] = set()
+    bal, ec2, now = make([20, 20, 0], ready=lambda address: address in answering)
+    bal.poll()
+    ec2.reveal()
+    now[0] += 10
+    bal.poll()
+    now[0] += 10
+    down = bal.poll()  # load 0: both booting slaves terminated at once
+    assert sorted(down.plan.remove) == ["i-0001", "i-0002"] and not bal.fleet.waiting()
+    answering.update({"127.100.1.1", "127.100.1.2"})
+    assert not bal.join_ready()
+    farm = tmp_path / "farm" / "renderfarm.conf"
+    assert not farm.exists() or "127.100.1" not in farm.read_text()
+
+
+def test_terminated_slave_still_described_as_running_is_not_counted(make):
+    """EC2 may show a terminated instance as running for a while: it counts as going, is not checked or listed."""
+    bal, ec2, now = make([20, 20, 0, 0])
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    bal.poll()
+    kept = list(ec2.visible)
+    now[0] += 30
+    bal.poll()  # scale-in terminates both
+    ec2.visible = kept  # ... but the next DescribeInstances still shows them running
+    now[0] += 30
+    report = bal.poll()
+    assert report.counts["going"] == 2 and report.counts["ready"] == 0 and report.renderers == []
+    assert report.plan.idle
+
+
+def test_a_launched_slave_is_described_between_polls_and_joins(make, tmp_path):
+    """Launched at a poll, not yet described: the fleet is described again between polls (not more
+    often than DESCRIBE_WHILE_PENDING), and the slave joins as soon as it answers."""
+    bal, ec2, now = make([20])
+    bal.poll()
+    assert bal.fleet.waiting()
+    ec2.reveal()
+    now[0] += DESCRIBE_WHILE_PENDING / 2
+    assert not bal.join_ready()  # too soon to describe again: the launched slaves have no address yet
+    now[0] += DESCRIBE_WHILE_PENDING / 2
+    assert bal.join_ready()
+    assert "127.100.1.1:8101" in (tmp_path / "farm" / "renderfarm.conf").read_text()
+    assert not bal.fleet.waiting()
