@@ -148,3 +148,11 @@ def test_the_status_url_password_shows_masked_in_the_diff(run, conf):
     assert not out.failed and out.result["changed"]
     assert secret not in repr(out.result)
     assert "http://watch:***@localhost/server-status" in out.result["diff"]["after"]
+
+
+def test_a_refused_status_url_shows_its_password_masked(run, conf):
+    secret = "s3cret-Pa55"
+    out = run(balancer_conf.main, {"path": str(conf), "section": "MASTER", "option": "server_status_url",
+                                   "value": f"ftp://watch:{secret}@localhost/server-status"})
+    assert out.failed and "server_status_url" in out.msg
+    assert secret not in repr(out.result) and "ftp://watch:***@localhost/server-status" in out.msg
