@@ -41,6 +41,10 @@ class Outcome:
     def msg(self) -> str:
         return str(self.result.get("msg", ""))
 
+    def refused(self, *words: str) -> bool:
+        """It failed, and its message names each of ``words`` (the options at fault)."""
+        return self.failed and all(word in self.msg for word in words)
+
 
 def _exit_json(self: basic.AnsibleModule, **kwargs: t.Any) -> t.NoReturn:
     kwargs.setdefault("changed", False)

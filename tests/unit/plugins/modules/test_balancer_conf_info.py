@@ -35,7 +35,7 @@ def test_without_a_path_it_gives_gbrowse_layout_only(run):
 
 def test_ansible_refuses_an_unknown_option_naming_it(run):
     out = run(balancer_conf_info.main, {"path": str(SEED), "section": "SLAVE"})
-    assert out.failed and "section" in out.msg, out.msg
+    assert out.refused("section"), out.msg
 
 
 def test_a_bad_conf_gives_file_and_line_and_the_layout(run, tmp_path):
