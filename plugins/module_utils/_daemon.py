@@ -422,7 +422,7 @@ class Balancer:
         except EC2Error as exc:
             LOG.error("Could not launch %d slave(s): %s", count, exc)
             errors.append(str(exc))
-            if exc.code and exc.code.startswith(("InvalidGroup", "InvalidLaunchTemplate", "InvalidAMI", "InvalidSubnet")):
+            if exc.stale_reference:
                 # Something we resolved once is gone: resolve it again next poll.
                 self._spec = None
                 self.ec2.forget()

@@ -11,15 +11,24 @@ tag ``gbrowse-aws:balancer-id`` with its own balancer id, and it tags every
 resource it creates at creation time, so a restarted balancer finds its fleet
 again from tags alone.
 
+This module is the I/O: one boto3 call after another. What it sends and what
+it makes of the answers is pure and lives in ``_ec2_data.py``; what EC2's error
+codes mean is declared once in ``_ec2_errors.py``. The types its methods take
+and return (:class:`Instance`, :class:`LaunchSpec`, :class:`EC2Error`, ...) are
+importable from here too.
+
 Cost per call, in EC2 API requests (``EC2.calls`` counts them):
 
 - :meth:`EC2.describe_fleet`: one ``DescribeInstances`` for up to 1000 slaves.
 - :meth:`EC2.ensure_launch_template`: none when the spec is the one already
-  ensured by this object; otherwise one or two describes, plus a create or a
-  new version and a default switch only when the template data changed.
+  ensured by this object; otherwise one or two describes (no DescribeImages
+  for an image :meth:`EC2.resolve_image` found), plus a create or a new
+  version and a default switch only when the template data changed.
 - :meth:`EC2.launch`: one ``CreateFleet`` (type ``instant``: the answer holds the
   instances or the errors, no request stays open to pile up).
-- :meth:`EC2.terminate`: one describe plus one ``TerminateInstances`` per 1000.
+- :meth:`EC2.terminate`: one ``TerminateInstances`` per 1000, plus one describe
+  unless the last call was this object's :meth:`EC2.describe_fleet` (a poll
+  describes once, then terminates from what it saw).
 
 Retries are botocore's ("standard" mode, jittered exponential backoff on
 throttling, 5xx and connection errors; see :func:`make_client`); nothing here
@@ -29,20 +38,14 @@ whose message names the failed action.
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
-import ipaddress
-import json
 import os
-import posixpath
 import re
-import shlex
-import string
+import time
 import typing as t
 import urllib.parse
 import uuid
-from dataclasses import dataclass, field
 
 try:
     import boto3
@@ -54,240 +57,62 @@ except ImportError:  # pragma: no cover - reported when used
 else:
     HAS_BOTO3 = True
 
-
-BALANCER_TAG = "gbrowse-aws:balancer-id"
-NAME_TAG_VALUE = "GBrowse Slave"
-USER_AGENT = "gbrowse_aws/0.1"
-
-#: What a balancer id may look like: it becomes part of resource names
-#: (launch templates allow only a few punctuation characters).
-BALANCER_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-#: Instance states that make up the fleet (everything but ``terminated``).
-FLEET_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
-
-#: Error codes that mean "not now": no capacity, price below the spot price,
-#: account limits. The caller logs them and tries again on a later poll.
-CAPACITY_ERROR_CODES = frozenset(
-    {
-        "InsufficientInstanceCapacity",
-        "InsufficientCapacity",
-        "InsufficientHostCapacity",
-        "InsufficientReservedInstanceCapacity",
-        "InsufficientFreeAddressesInSubnet",
-        "UnfulfillableCapacity",
-        "SpotMaxPriceTooLow",
-        "MaxSpotInstanceCountExceeded",
-        "MaxSpotFleetRequestCountExceeded",
-        "InstanceLimitExceeded",
-        "VcpuLimitExceeded",
-    }
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import (
+    BALANCER_ID_PATTERN,
+    BALANCER_TAG,
+    FLEET_STATES,
+    Image,
+    Instance,
+    LaunchResult,
+    LaunchSpec,
+    Subnet,
+    carries,
+    comparable,
+    fleet_of,
+    fleet_request,
+    image_of,
+    ingress_rules,
+    ip_permissions,
+    launch_result,
+    newest_image,
+    our_tags,
+    permissions_of,
+    subnet_of,
+    tag_filter,
+    template_data,
+    template_vanished,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_errors import (
+    LAUNCH_TEMPLATE,
+    CapacityError,
+    EC2Error,
+    api_error,
 )
 
-SLAVE_COMMAND = "/opt/gbrowse/etc/init.d/gbrowse-slave"  # the GBrowse cloud image
-DEBIAN_SLAVE = "/usr/bin/gbrowse_slave"  # Debian's gbrowse package
-DEBIAN_SLAVE_DEFAULTS = "/etc/default/gbrowse-slave"
-DEBIAN_RUN_DIR = "/var/run/gbrowse"
-DEBIAN_LOG_DIR = "/var/log/gbrowse"
-SLAVE_USER = "www-data"
-SYNCED_DATABASES = "/opt/gbrowse/databases"  # where the synced databases land on the slave
+__all__ = [  # the facade's vocabulary, re-exported for its callers
+    "BALANCER_TAG",
+    "EC2",
+    "CapacityError",
+    "EC2Error",
+    "Image",
+    "Instance",
+    "LaunchResult",
+    "LaunchSpec",
+    "Subnet",
+    "aws_session",
+    "check_endpoint_url",
+    "make_client",
+    "resolved_region",
+]
+
+USER_AGENT = "gbrowse_aws/0.1"
 DESCRIBE_PAGE_SIZE = 1000  # the most DescribeInstances returns per call
 TERMINATE_BATCH = 1000  # the most TerminateInstances takes per call
 DEFAULT_MAX_ATTEMPTS = 8
 
-
-class EC2Error(Exception):
-    """An EC2 call failed. ``code`` is the AWS error code (or the botocore
-    exception's class name for errors without one, e.g. a connection error)."""
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class CapacityError(EC2Error):
-    """Nothing could be launched for lack of capacity, price or quota.
-
-    Expected now and then on the spot market; the caller logs it and tries
-    again on a later poll. ``errors`` holds every (code, message) EC2 gave.
-    """
-
-    def __init__(self, message: str, code: str | None = None, errors: t.Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message, code)
-        self.errors = tuple(errors)
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One slave instance as DescribeInstances reports it."""
-
-    id: str
-    state: str  # EC2 state name: pending, running, shutting-down, stopping, stopped
-    launched: float  # launch time, seconds since the epoch
-    private_ip: str | None
-    public_ip: str | None
-    vpc_id: str | None
-    subnet_id: str | None
-    instance_type: str | None
-    lifecycle: str | None  # "spot", or None for on-demand
-    tags: t.Mapping[str, str] = field(default_factory=dict)
-    availability_zone: str | None = None
-    image_id: str | None = None
-    state_reason: str | None = None  # e.g. "Server.SpotInstanceTermination"
-
-
-@dataclass(frozen=True)
-class Image:
-    """An AMI: what the launch template needs of it."""
-
-    id: str
-    name: str | None
-    root_device_name: str
-    block_device_mappings: tuple[dict, ...] = ()
-    creation_date: str | None = None
-
-
-@dataclass(frozen=True)
-class Subnet:
-    """A subnet: its VPC and zone."""
-
-    id: str
-    vpc_id: str
-    availability_zone: str | None
-    cidr: str | None
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    """How to launch a slave: everything the launch template and CreateFleet need."""
-
-    image_id: str
-    instance_types: tuple[str, ...]
-    spot_bid: float
-    ports: tuple[int, ...]
-    subnet_id: str | None = None
-    availability_zone: str | None = None  # ignored when subnet_id is given (the subnet decides)
-    security_group_ids: tuple[str, ...] = ()
-    key_name: str | None = None
-    data_snapshots: tuple[str, ...] = ()
-    user_data: str | None = None  # None: start the slave on ``ports`` (see default_user_data)
-    databases: str | None = None  # the master's databases directory, for default_user_data
-
-
-@dataclass(frozen=True)
-class LaunchResult:
-    """What CreateFleet did: instances launched and errors for the ones it could not."""
-
-    instance_ids: tuple[str, ...]
-    errors: tuple[tuple[str, str], ...] = ()
-    fleet_id: str | None = None
-
-
-def default_user_data(ports: t.Sequence[int], databases: str | None = None) -> str:
-    """The slave's user data: mount the synced data, then start the slave on ``ports``, as the original did.
-
-    The data volume (made by playbooks/sync.yml, docs/sync.md) is one ext4 file
-    system labelled ``gbrowse-data``, holding ``databases/``, ``lib/mysql/`` and
-    ``lib/postgresql/``: it is mounted on /srv/gbrowse-data and those trees are
-    bind-mounted over the same paths under /opt/gbrowse, where the slave image
-    has its GBrowse. The master sends the slave its data source configuration,
-    with its own database paths: ``databases``, the master's databases
-    directory (e.g. Debian's /var/lib/gbrowse/databases), gets the synced
-    databases too. Database servers that started before their data was there
-    are restarted. A slave launched without data snapshots starts as before.
-
-    The slave starts the way its image provides: the GBrowse cloud image's
-    /opt/gbrowse/etc/init.d/gbrowse-slave, else Debian's /usr/bin/gbrowse_slave,
-    one per port, as www-data with www-data's groups. Not through Debian's
-    /etc/init.d/gbrowse-slave: it runs the slave as root and on the ports of
-    /etc/default/gbrowse-slave whatever it is told; and not with
-    gbrowse_slave's own ``--user``, which keeps group 0, so the slave could
-    not read Debian's root:www-data 0770 databases.
-    """
-    port_list = " ".join(str(int(p)) for p in ports)
-    bind_databases = ""
-    if databases and posixpath.normpath(databases) != SYNCED_DATABASES:
-        if not posixpath.isabs(databases) or posixpath.normpath(databases) == "/" or "\n" in databases:
-            raise ValueError(f"the master's databases directory must be an absolute path below /, not {databases!r}")
-        target = shlex.quote(posixpath.normpath(databases))
-        bind_databases = (
-            "    # The master's data source configuration names its own databases directory.\n"
-            "    if [ -d /srv/gbrowse-data/databases ]; then\n"
-            f"        mkdir -p {target}\n"
-            f"        mountpoint -q {target} || mount --bind /srv/gbrowse-data/databases {target}\n"
-            "    fi\n"
-        )
-    return (
-        "#!/bin/sh\n"
-        "# GBrowse render slave (gbrowse_aws): the data volume of gbrowse_sync_aws_slave, then the slave.\n"
-        "udevadm settle 2>/dev/null\n"
-        "dev=\"\"; tries=0\n"
-        "until dev=$(blkid -L gbrowse-data 2>/dev/null) || [ $tries -ge 5 ]; do tries=$((tries + 1)); sleep 1; done\n"
-        'if [ -n "$dev" ]; then\n'
-        "    mkdir -p /srv/gbrowse-data\n"
-        '    mountpoint -q /srv/gbrowse-data || mount -o noatime "$dev" /srv/gbrowse-data\n'
-        "    for tree in databases lib/mysql lib/postgresql; do\n"
-        '        [ -d "/srv/gbrowse-data/$tree" ] || continue\n'
-        '        mkdir -p "/opt/gbrowse/$tree"\n'
-        '        mountpoint -q "/opt/gbrowse/$tree" || mount --bind "/srv/gbrowse-data/$tree" "/opt/gbrowse/$tree"\n'
-        "    done\n"
-        f"{bind_databases}"
-        "    for unit in $(systemctl list-units --type=service --state=running --plain --no-legend"
-        " 'mariadb*' 'mysql*' 'postgresql*' 2>/dev/null | cut -d ' ' -f 1); do systemctl restart \"$unit\"; done\n"
-        "fi\n"
-        f"if [ -x {SLAVE_COMMAND} ]; then\n"
-        f"    exec {SLAVE_COMMAND} start {port_list}\n"
-        "fi\n"
-        "# Debian's gbrowse package: its init script would run the slave as root, on the ports of\n"
-        f"# {DEBIAN_SLAVE_DEFAULTS} whatever it is told: start gbrowse_slave as www-data:www-data.\n"
-        f"mkdir -p {DEBIAN_RUN_DIR} {DEBIAN_LOG_DIR}\n"
-        f"chown {SLAVE_USER}:{SLAVE_USER} {DEBIAN_RUN_DIR} {DEBIAN_LOG_DIR}\n"
-        f"for port in {port_list}; do\n"
-        f"    setpriv --reuid={SLAVE_USER} --regid={SLAVE_USER} --init-groups {DEBIAN_SLAVE} --port \"$port\" --prefork 3 \\\n"
-        f'        --log {DEBIAN_LOG_DIR}/gbrowse_slave.log --pid "{DEBIAN_RUN_DIR}/gbrowse-slave.$port.pid"\n'
-        "done\n"
-    )
-
-
-def data_device_names(n: int) -> list[str]:
-    """Device names for ``n`` data volumes, as the original: /dev/sdg1../dev/sdg15, /dev/sdh1, ..."""
-    if n < 0:
-        raise ValueError(f"negative number of devices: {n}")
-    letters = string.ascii_lowercase[string.ascii_lowercase.index("g"):]
-    names = []
-    for i in range(n):
-        letter, number = divmod(i, 15)
-        if letter >= len(letters):
-            raise ValueError(f"too many data volumes: {n}")
-        names.append(f"/dev/sd{letters[letter]}{number + 1}")
-    return names
-
-
-def block_device_mappings(image: Image, snapshots: t.Sequence[str]) -> list[dict]:
-    """The image's root device plus one volume per snapshot, all deleted on termination.
-
-    The root mapping keeps the image's size and volume type (so the launch
-    template neither shrinks nor changes it) and never names the image's
-    snapshot: EC2 takes that from the image. Delete-on-termination is set
-    explicitly because many images leave it off, and a slave must leave no
-    volume behind.
-    """
-    root_ebs = _image_root_ebs(image)
-    ebs: dict[str, t.Any] = {"DeleteOnTermination": True}
-    for key in ("VolumeSize", "VolumeType", "Iops", "Throughput"):
-        if root_ebs.get(key) is not None:
-            ebs[key] = root_ebs[key]
-    mappings: list[dict] = [{"DeviceName": image.root_device_name, "Ebs": ebs}]
-    for name, snapshot in zip(data_device_names(len(snapshots)), snapshots):
-        mappings.append({"DeviceName": name, "Ebs": {"SnapshotId": snapshot, "DeleteOnTermination": True}})
-    return mappings
-
-
-def _image_root_ebs(image: Image) -> dict[str, t.Any]:
-    for mapping in image.block_device_mappings:
-        if mapping.get("DeviceName") == image.root_device_name and "Ebs" in mapping:
-            return dict(mapping["Ebs"])
-    return {}
+#: How long terminate() trusts the fleet describe_fleet() just returned (when no
+#: other call came between): a poll's look and its terminations are seconds apart.
+FLEET_VIEW_MAX_AGE = 60.0
 
 
 #: The region when nothing names one (conf, instance metadata, environment, AWS config).
@@ -393,30 +218,9 @@ def _api(action: str) -> t.Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        message = str(error.get("Message", ""))
-        cls = CapacityError if code in CAPACITY_ERROR_CODES else EC2Error
-        raise cls(f"Failed to {action}: {code}: {message}", code=code) from exc
+        raise api_error(action, str(error.get("Code", "Unknown")), str(error.get("Message", ""))) from exc
     except BotoCoreError as exc:
         raise EC2Error(f"Failed to {action}: {exc}", code=type(exc).__name__) from exc
-
-
-def _code(exc: EC2Error) -> str:
-    return exc.code or ""
-
-
-def _tags(items: t.Iterable[t.Mapping[str, str]] | None) -> dict[str, str]:
-    return {item["Key"]: item.get("Value", "") for item in items or ()}
-
-
-def _canonical(value: t.Any) -> t.Any:
-    """Order-free form of launch template data: lists sorted, so two equal templates compare equal."""
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        items = [_canonical(v) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
-    return value
 
 
 class EC2:
@@ -438,6 +242,8 @@ class EC2:
         # handler (a Stubber, a cache) answers the call without sending it.
         client.meta.events.register_first("before-parameter-build.ec2", self._count_call)
         client.meta.events.register_first("before-send.ec2", self._count_attempt)
+        self._call_number = 0  # every call, never reset (``calls`` may be cleared by its readers)
+        self._fleet: tuple[int, float, dict[str, Instance]] | None = None  # (call number, when, ours by id)
         self._template: tuple[LaunchSpec, str, int] | None = None  # (spec, template id, version)
         self._images: dict[str, Image] = {}
         self._group: tuple[tuple, str] | None = None  # (arguments, group id)
@@ -446,6 +252,7 @@ class EC2:
 
     def _count_call(self, model: t.Any = None, **kwargs: t.Any) -> None:
         self.calls[getattr(model, "name", "?")] += 1
+        self._call_number += 1
 
     def _count_attempt(self, event_name: str = "", **kwargs: t.Any) -> None:
         self.attempts[event_name.rsplit(".", 1)[-1]] += 1
@@ -459,46 +266,41 @@ class EC2:
         """Name of the launch template and security group of this balancer."""
         return f"gbrowse-slave-{self.balancer_id}"
 
-    def _our_tags(self, name: bool = True) -> list[dict[str, str]]:
-        tags = [{"Key": BALANCER_TAG, "Value": self.balancer_id}]
-        if name:
-            tags.append({"Key": "Name", "Value": NAME_TAG_VALUE})
-        return tags
-
-    def _tag_filter(self) -> dict[str, t.Any]:
-        return {"Name": f"tag:{BALANCER_TAG}", "Values": [self.balancer_id]}
-
     # -- the fleet --------------------------------------------------------
 
     def describe_fleet(self) -> list[Instance]:
         """Our instances that are not terminated, oldest first. One call per 1000."""
-        instances: list[Instance] = []
         with _api("describe instances"):
             pages = self.client.get_paginator("describe_instances").paginate(
-                Filters=[self._tag_filter(), {"Name": "instance-state-name", "Values": list(FLEET_STATES)}],
+                Filters=[tag_filter(self.balancer_id), {"Name": "instance-state-name", "Values": list(FLEET_STATES)}],
                 PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE},
             )
-            for page in pages:
-                for reservation in page.get("Reservations", ()):
-                    for raw in reservation.get("Instances", ()):
-                        instance = _instance(raw)
-                        # Belt and braces: never trust a filter with someone else's instance.
-                        if instance.tags.get(BALANCER_TAG) == self.balancer_id and instance.state in FLEET_STATES:
-                            instances.append(instance)
-        instances.sort(key=lambda i: (i.launched, i.id))
+            instances = fleet_of(pages, self.balancer_id)
+        self._fleet = (self._call_number, time.monotonic(), {i.id: i for i in instances})
         return instances
+
+    def _last_fleet(self) -> dict[str, Instance]:
+        """Our fleet by id: the one describe_fleet just returned when no call came since, else described now."""
+        if self._fleet is not None:
+            number, when, fleet = self._fleet
+            if number == self._call_number and time.monotonic() - when < FLEET_VIEW_MAX_AGE:
+                return fleet
+        self.describe_fleet()
+        return t.cast(t.Tuple[int, float, t.Dict[str, Instance]], self._fleet)[2]
 
     def terminate(self, instance_ids: t.Iterable[str]) -> list[str]:
         """Terminate those of ``instance_ids`` that are ours and not already going.
 
         Anything else (foreign, untagged, unknown, already shutting down) is
-        left alone. Returns the ids actually asked to terminate.
+        left alone. Returns the ids actually asked to terminate. What is ours is
+        what describe_fleet() just returned, when it was the last call (so a poll
+        that looked at its fleet does not describe it again), else described now.
         """
         wanted = list(dict.fromkeys(instance_ids))
         if not wanted:
             return []
-        ours = {i.id for i in self.describe_fleet() if i.state != "shutting-down"}
-        victims = [i for i in wanted if i in ours]
+        fleet = self._last_fleet()
+        victims = [i for i in wanted if i in fleet and fleet[i].state != "shutting-down"]
         for start in range(0, len(victims), TERMINATE_BATCH):
             with _api("terminate instances"):
                 self.client.terminate_instances(InstanceIds=victims[start:start + TERMINATE_BATCH])
@@ -511,7 +313,8 @@ class EC2:
 
         Name lookups search ``owners`` (default: this account's own images, so a
         stranger's public AMI with a matching name is never picked); pass
-        ``owners=None`` to search every image this account may launch.
+        ``owners=None`` to search every image this account may launch. The
+        image found is remembered for the launch template (until forget()).
         """
         text = (image_id_or_name or "").strip()
         if not text:
@@ -521,27 +324,29 @@ class EC2:
                 with _api(f"describe image {text}"):
                     images = self.client.describe_images(ImageIds=[text])["Images"]
             except EC2Error as exc:
-                if _code(exc).startswith("InvalidAMIID"):
+                if exc.missing:
                     raise EC2Error(f"Image {text} not found", code=exc.code) from exc
                 raise
             if not images:
                 raise EC2Error(f"Image {text} not found", code="InvalidAMIID.NotFound")
-            return _image(images[0])
-        params: dict[str, t.Any] = {
-            "Filters": [
-                {"Name": "name", "Values": [f"*{text}*"]},
-                {"Name": "state", "Values": ["available"]},
-            ]
-        }
-        if owners:
-            params["Owners"] = list(owners)
-        with _api(f"describe images named like {text!r}"):
-            images = self.client.describe_images(**params)["Images"]
-        if not images:
-            where = f" owned by {', '.join(owners)}" if owners else ""
-            raise EC2Error(f"No available image whose name contains {text!r}{where}", code="InvalidAMIName.NotFound")
-        newest = max(images, key=lambda i: (i.get("CreationDate") or "", i.get("Name") or "", i["ImageId"]))
-        return _image(newest)
+            image = image_of(images[0])
+        else:
+            params: dict[str, t.Any] = {
+                "Filters": [
+                    {"Name": "name", "Values": [f"*{text}*"]},
+                    {"Name": "state", "Values": ["available"]},
+                ]
+            }
+            if owners:
+                params["Owners"] = list(owners)
+            with _api(f"describe images named like {text!r}"):
+                images = self.client.describe_images(**params)["Images"]
+            if not images:
+                where = f" owned by {', '.join(owners)}" if owners else ""
+                raise EC2Error(f"No available image whose name contains {text!r}{where}", code="InvalidAMIName.NotFound")
+            image = newest_image(images)
+        self._images[image.id] = image
+        return image
 
     def describe_subnet(self, subnet_id: str) -> Subnet:
         """A subnet's VPC and zone (the security group must live in the slaves' VPC)."""
@@ -549,8 +354,7 @@ class EC2:
             subnets = self.client.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
         if not subnets:
             raise EC2Error(f"Subnet {subnet_id} not found", code="InvalidSubnetID.NotFound")
-        raw = subnets[0]
-        return Subnet(raw["SubnetId"], raw["VpcId"], raw.get("AvailabilityZone"), raw.get("CidrBlock"))
+        return subnet_of(subnets[0])
 
     def subnet_vpc(self, subnet_id: str) -> str:
         """The VPC of ``subnet_id``."""
@@ -569,7 +373,7 @@ class EC2:
                 with _api(f"describe security group {text}"):
                     groups = self.client.describe_security_groups(GroupIds=[text])["SecurityGroups"]
             except EC2Error as exc:
-                if "NotFound" in _code(exc):
+                if exc.missing:
                     raise EC2Error(f"Security group {text} not found", code=exc.code) from exc
                 raise
             if not groups:
@@ -595,22 +399,8 @@ class EC2:
     # -- the launch template ----------------------------------------------
 
     def template_data(self, spec: LaunchSpec, image: Image) -> dict[str, t.Any]:
-        """The launch template data for ``spec`` (``image`` is its resolved ``image_id``)."""
-        user_data = spec.user_data if spec.user_data is not None else default_user_data(spec.ports, spec.databases)
-        data: dict[str, t.Any] = {
-            "ImageId": image.id,
-            "BlockDeviceMappings": block_device_mappings(image, spec.data_snapshots),
-            "UserData": base64.b64encode(user_data.encode("utf-8")).decode("ascii"),
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": self._our_tags()},
-                {"ResourceType": "volume", "Tags": self._our_tags()},
-            ],
-        }
-        if spec.security_group_ids:
-            data["SecurityGroupIds"] = list(spec.security_group_ids)
-        if spec.key_name:
-            data["KeyName"] = spec.key_name
-        return data
+        """The launch template data for ``spec`` (``image`` is its resolved ``image_id``), tagged with our id."""
+        return template_data(spec, image, self.balancer_id)
 
     def ensure_launch_template(self, spec: LaunchSpec) -> str:
         """The id of our launch template, holding ``spec``'s data in its default version.
@@ -622,9 +412,7 @@ class EC2:
         """
         if self._template is not None and self._template[0] == spec:
             return self._template[1]
-        image = self._images.get(spec.image_id)
-        if image is None:
-            image = self._images[spec.image_id] = self.resolve_image(spec.image_id)
+        image = self._images.get(spec.image_id) or self.resolve_image(spec.image_id)
         data = self.template_data(spec, image)
         template = self._find_template()
         if template is None:
@@ -645,7 +433,7 @@ class EC2:
             )["LaunchTemplateVersions"]
         current = versions[0] if versions else {}
         version = int(current.get("VersionNumber", 0))
-        if not versions or _comparable(current.get("LaunchTemplateData") or {}) != _comparable(data):
+        if not versions or comparable(current.get("LaunchTemplateData") or {}) != comparable(data):
             with _api(f"create a version of launch template {template_id}"):
                 created_version = self.client.create_launch_template_version(
                     LaunchTemplateId=template_id, LaunchTemplateData=data, VersionDescription="gbrowse_aws slave"
@@ -668,13 +456,9 @@ class EC2:
     def _find_template(self) -> dict[str, t.Any] | None:
         with _api("describe launch templates"):
             found = self.client.describe_launch_templates(
-                Filters=[self._tag_filter(), {"Name": "launch-template-name", "Values": [self.name]}]
+                Filters=[tag_filter(self.balancer_id), {"Name": "launch-template-name", "Values": [self.name]}]
             )["LaunchTemplates"]
-        ours = [
-            lt
-            for lt in found
-            if lt.get("LaunchTemplateName") == self.name and _tags(lt.get("Tags")).get(BALANCER_TAG) == self.balancer_id
-        ]
+        ours = [lt for lt in found if lt.get("LaunchTemplateName") == self.name and carries(lt, self.balancer_id)]
         return ours[0] if ours else None
 
     def _create_template(self, data: dict[str, t.Any]) -> tuple[str, int] | None:
@@ -685,10 +469,12 @@ class EC2:
                     LaunchTemplateName=self.name,
                     VersionDescription="gbrowse_aws slave",
                     LaunchTemplateData=data,
-                    TagSpecifications=[{"ResourceType": "launch-template", "Tags": self._our_tags(name=False)}],
+                    TagSpecifications=[
+                        {"ResourceType": "launch-template", "Tags": our_tags(self.balancer_id, name=False)}
+                    ],
                 )["LaunchTemplate"]
         except EC2Error as exc:
-            if "AlreadyExists" in _code(exc):
+            if exc.already_exists:
                 return None
             raise
         return created["LaunchTemplateId"], int(created.get("DefaultVersionNumber") or 1)
@@ -696,15 +482,15 @@ class EC2:
     def delete_launch_template(self) -> bool:
         """Delete our launch template. True when none of ours is left (also when there was none)."""
         with _api("describe launch templates"):
-            found = self.client.describe_launch_templates(Filters=[self._tag_filter()])["LaunchTemplates"]
+            found = self.client.describe_launch_templates(Filters=[tag_filter(self.balancer_id)])["LaunchTemplates"]
         for template in found:
-            if _tags(template.get("Tags")).get(BALANCER_TAG) != self.balancer_id:
+            if not carries(template, self.balancer_id):
                 continue
             try:
                 with _api(f"delete launch template {template['LaunchTemplateId']}"):
                     self.client.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
             except EC2Error as exc:
-                if "NotFound" not in _code(exc):
+                if not exc.missing:
                     raise
         self._template = None
         return True
@@ -712,31 +498,8 @@ class EC2:
     # -- launching --------------------------------------------------------
 
     def fleet_request(self, count: int, spec: LaunchSpec, template_id: str, version: int | str) -> dict[str, t.Any]:
-        """The CreateFleet parameters for ``count`` spot slaves (without ClientToken)."""
-        if not spec.instance_types:
-            raise ValueError("no instance type given")
-        if not spec.spot_bid > 0:
-            raise ValueError(f"invalid spot bid {spec.spot_bid!r}")
-        overrides = []
-        for instance_type in dict.fromkeys(spec.instance_types):
-            override: dict[str, t.Any] = {"InstanceType": instance_type, "MaxPrice": _price(spec.spot_bid)}
-            if spec.subnet_id:
-                override["SubnetId"] = spec.subnet_id
-            elif spec.availability_zone:
-                override["AvailabilityZone"] = spec.availability_zone
-            overrides.append(override)
-        return {
-            "Type": "instant",
-            "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
-            "TargetCapacitySpecification": {"TotalTargetCapacity": count, "DefaultTargetCapacityType": "spot"},
-            "LaunchTemplateConfigs": [
-                {
-                    "LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": str(version)},
-                    "Overrides": overrides,
-                }
-            ],
-            "TagSpecifications": [{"ResourceType": "fleet", "Tags": self._our_tags(name=False)}],
-        }
+        """The CreateFleet parameters for ``count`` spot slaves (without ClientToken), tagged with our id."""
+        return fleet_request(count, spec, template_id, version, self.balancer_id)
 
     def launch(self, count: int, spec: LaunchSpec) -> LaunchResult:
         """Launch ``count`` spot slaves with one instant CreateFleet.
@@ -750,34 +513,17 @@ class EC2:
             raise ValueError(f"invalid number of slaves to launch: {count}")
         if count == 0:
             return LaunchResult(())
-        answer = self._create_fleet(count, spec)
-        if not _launched(answer) and any(
-            _code_of(e).startswith("InvalidLaunchTemplate") for e in answer.get("Errors") or ()
-        ):
-            answer = self._create_fleet(count, spec, again=True)
-        ids: list[str] = []
-        for group in answer.get("Instances") or ():
-            ids.extend(group.get("InstanceIds") or ())
-        errors = tuple(
-            (str(e.get("ErrorCode", "Unknown")), str(e.get("ErrorMessage", ""))) for e in answer.get("Errors") or ()
-        )
-        result = LaunchResult(tuple(dict.fromkeys(ids)), errors, answer.get("FleetId"))
-        if result.instance_ids:
-            return result
-        if not errors:
-            raise EC2Error(f"Failed to launch {count} slave(s): no instances and no errors", code="Unknown")
-        code = errors[0][0]
-        summary = "; ".join(f"{c}: {m}" for c, m in dict.fromkeys(errors))
-        codes = [error[0] for error in errors]
-        if all(c in CAPACITY_ERROR_CODES for c in codes):
-            raise CapacityError(f"Failed to launch {count} slave(s): {summary}", code=code, errors=errors)
-        other = next(c for c in codes if c not in CAPACITY_ERROR_CODES)
-        raise EC2Error(f"Failed to launch {count} slave(s): {summary}", code=other)
+        return launch_result(count, self._create_fleet(count, spec))
 
     def _create_fleet(self, count: int, spec: LaunchSpec, again: bool = False) -> dict[str, t.Any]:
+        """CreateFleet's answer; made once more with a template made anew when ours vanished.
+
+        EC2 says so either way, an error of the call or errors in its answer:
+        both are the launch template's stale reference (see _ec2_errors), and
+        both are recovered here, once.
+        """
         if again:
-            # Our template vanished behind our back (deleted by hand?): make it anew, once.
-            self._template = None
+            self._template = None  # our template vanished behind our back (deleted by hand?)
         template_id = self.ensure_launch_template(spec)
         params = self.fleet_request(count, spec, template_id, self.template_version or "$Default")
         # One token per request: botocore's retry of this very request (after a
@@ -785,21 +531,25 @@ class EC2:
         params["ClientToken"] = str(uuid.uuid4())
         try:
             with _api(f"launch {count} slave(s)"):
-                return self.client.create_fleet(**params)
+                answer = self.client.create_fleet(**params)
         except EC2Error as exc:
-            if again or not _code(exc).startswith("InvalidLaunchTemplate"):
+            if again or exc.code not in LAUNCH_TEMPLATE.stale_reference:
                 raise
+        else:
+            if again or not template_vanished(answer):
+                return answer
         return self._create_fleet(count, spec, again=True)
 
     def forget(self) -> None:
-        """Drop what this object remembers (template, image, security group): ask EC2 again next time.
+        """Drop what this object remembers (template, image, security group, fleet): ask EC2 again next time.
 
         For a caller that learns a resource was changed behind its back, e.g.
-        a launch failing with ``InvalidGroup.NotFound``.
+        a launch failing with ``InvalidGroup.NotFound`` (``exc.stale_reference``).
         """
         self._template = None
         self._images.clear()
         self._group = None
+        self._fleet = None
 
     # -- the security group -----------------------------------------------
 
@@ -820,18 +570,8 @@ class EC2:
         /32) and/or ``source_group_id``. Rules are converged: missing ones are
         added, ones no longer wanted are revoked. Remembers the last result.
         """
-        if not source_cidr and not source_group_id:
-            raise ValueError("a security group needs a source: source_cidr or source_group_id")
-        wanted_ports = sorted({int(p) for p in ports} | ({22} if ssh else set()))
-        if not wanted_ports or any(not 0 < p < 65536 for p in wanted_ports):
-            raise ValueError(f"invalid ports {wanted_ports}")
-        sources: list[tuple[str, str]] = []
-        if source_cidr:
-            network = ipaddress.ip_network(source_cidr.strip(), strict=False)
-            sources.append(("cidr6" if network.version == 6 else "cidr", str(network)))
-        if source_group_id:
-            sources.append(("group", source_group_id))
-        key = (vpc_id, tuple(wanted_ports), tuple(sources))
+        wanted = ingress_rules(ports, source_cidr=source_cidr, source_group_id=source_group_id, ssh=ssh)
+        key = (vpc_id, wanted)
         if self._group is not None and self._group[0] == key:
             return self._group[1]
 
@@ -839,36 +579,33 @@ class EC2:
         if group is None:
             group = self._create_group(vpc_id)
         group_id = group["GroupId"]
-        wanted = {("tcp", p, p, kind, value) for p in wanted_ports for kind, value in sources}
-        present = _permissions(group.get("IpPermissions") or ())
+        present = permissions_of(group.get("IpPermissions") or ())
         missing = sorted(wanted - present)
         extra = sorted(present - wanted)
         if missing:
             try:
                 with _api(f"authorize ingress to security group {group_id}"):
-                    self.client.authorize_security_group_ingress(
-                        GroupId=group_id, IpPermissions=_ip_permissions(missing)
-                    )
+                    self.client.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ip_permissions(missing))
             except EC2Error as exc:
-                if _code(exc) != "InvalidPermission.Duplicate":
+                if not exc.already_exists:
                     raise
         if extra:
             try:
                 with _api(f"revoke ingress from security group {group_id}"):
-                    self.client.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_ip_permissions(extra))
+                    self.client.revoke_security_group_ingress(GroupId=group_id, IpPermissions=ip_permissions(extra))
             except EC2Error as exc:
-                if _code(exc) != "InvalidPermission.NotFound":
+                if not exc.missing:
                     raise
         self._group = (key, group_id)
         return group_id
 
     def _find_groups(self, vpc_id: str | None = None) -> list[dict[str, t.Any]]:
-        filters = [self._tag_filter(), {"Name": "group-name", "Values": [self.name]}]
+        filters = [tag_filter(self.balancer_id), {"Name": "group-name", "Values": [self.name]}]
         if vpc_id:
             filters.append({"Name": "vpc-id", "Values": [vpc_id]})
         with _api("describe security groups"):
             found = self.client.describe_security_groups(Filters=filters)["SecurityGroups"]
-        return [g for g in found if _tags(g.get("Tags")).get(BALANCER_TAG) == self.balancer_id]
+        return [g for g in found if carries(g, self.balancer_id)]
 
     def _find_group(self, vpc_id: str | None) -> dict[str, t.Any] | None:
         groups = self._find_groups(vpc_id)
@@ -878,7 +615,7 @@ class EC2:
         params: dict[str, t.Any] = {
             "GroupName": self.name,
             "Description": f"GBrowse render slaves of balancer {self.balancer_id}",
-            "TagSpecifications": [{"ResourceType": "security-group", "Tags": self._our_tags()}],
+            "TagSpecifications": [{"ResourceType": "security-group", "Tags": our_tags(self.balancer_id)}],
         }
         if vpc_id:
             params["VpcId"] = vpc_id
@@ -886,7 +623,7 @@ class EC2:
             with _api(f"create security group {self.name}"):
                 group_id = self.client.create_security_group(**params)["GroupId"]
         except EC2Error as exc:
-            if _code(exc) != "InvalidGroup.Duplicate":
+            if not exc.already_exists:
                 raise
             group = self._find_group(vpc_id)
             if group is None:
@@ -906,85 +643,8 @@ class EC2:
                 with _api(f"delete security group {group['GroupId']}"):
                     self.client.delete_security_group(GroupId=group["GroupId"])
             except EC2Error as exc:
-                if _code(exc) == "DependencyViolation":
+                if exc.in_use:
                     gone = False
-                elif _code(exc) not in ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
+                elif not exc.missing:
                     raise
         return gone
-
-
-def _code_of(error: t.Mapping[str, t.Any]) -> str:
-    return str(error.get("ErrorCode") or "")
-
-
-def _launched(answer: t.Mapping[str, t.Any]) -> bool:
-    return any(group.get("InstanceIds") for group in answer.get("Instances") or ())
-
-
-def _price(bid: float) -> str:
-    return f"{bid:.6f}".rstrip("0").rstrip(".")
-
-
-def _instance(raw: t.Mapping[str, t.Any]) -> Instance:
-    launched = raw.get("LaunchTime")
-    return Instance(
-        id=raw["InstanceId"],
-        state=(raw.get("State") or {}).get("Name", "unknown"),
-        launched=launched.timestamp() if hasattr(launched, "timestamp") else 0.0,
-        private_ip=raw.get("PrivateIpAddress") or None,
-        public_ip=raw.get("PublicIpAddress") or None,
-        vpc_id=raw.get("VpcId"),
-        subnet_id=raw.get("SubnetId"),
-        instance_type=raw.get("InstanceType"),
-        lifecycle=raw.get("InstanceLifecycle"),
-        tags=_tags(raw.get("Tags")),
-        availability_zone=(raw.get("Placement") or {}).get("AvailabilityZone"),
-        image_id=raw.get("ImageId"),
-        state_reason=(raw.get("StateReason") or {}).get("Code") or None,
-    )
-
-
-def _image(raw: t.Mapping[str, t.Any]) -> Image:
-    return Image(
-        id=raw["ImageId"],
-        name=raw.get("Name"),
-        root_device_name=raw.get("RootDeviceName") or "/dev/xvda",
-        block_device_mappings=tuple(dict(m) for m in raw.get("BlockDeviceMappings") or ()),
-        creation_date=raw.get("CreationDate"),
-    )
-
-
-def _comparable(data: t.Mapping[str, t.Any]) -> t.Any:
-    """Launch template data as compared: only the tag specifications we write count."""
-    data = dict(data)
-    specs = [s for s in data.get("TagSpecifications") or () if s.get("ResourceType") in ("instance", "volume")]
-    data["TagSpecifications"] = specs
-    return _canonical(data)
-
-
-def _permissions(raw: t.Iterable[t.Mapping[str, t.Any]]) -> set[tuple[str, int, int, str, str]]:
-    present = set()
-    for perm in raw:
-        proto = str(perm.get("IpProtocol", ""))
-        low, high = int(perm.get("FromPort", -1)), int(perm.get("ToPort", -1))
-        for r in perm.get("IpRanges") or ():
-            present.add((proto, low, high, "cidr", r["CidrIp"]))
-        for r in perm.get("Ipv6Ranges") or ():
-            present.add((proto, low, high, "cidr6", r["CidrIpv6"]))
-        for r in perm.get("UserIdGroupPairs") or ():
-            present.add((proto, low, high, "group", r["GroupId"]))
-    return present
-
-
-def _ip_permissions(rules: t.Iterable[tuple[str, int, int, str, str]]) -> list[dict[str, t.Any]]:
-    perms = []
-    for proto, low, high, kind, value in rules:
-        perm: dict[str, t.Any] = {"IpProtocol": proto, "FromPort": low, "ToPort": high}
-        if kind == "cidr":
-            perm["IpRanges"] = [{"CidrIp": value, "Description": "GBrowse master"}]
-        elif kind == "cidr6":
-            perm["Ipv6Ranges"] = [{"CidrIpv6": value, "Description": "GBrowse master"}]
-        else:
-            perm["UserIdGroupPairs"] = [{"GroupId": value, "Description": "GBrowse master"}]
-        perms.append(perm)
-    return perms

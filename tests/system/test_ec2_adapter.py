@@ -29,13 +29,12 @@ import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     BALANCER_TAG,
-    NAME_TAG_VALUE,
     EC2,
     EC2Error,
     LaunchSpec,
-    default_user_data,
     make_client,
 )
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import NAME_TAG_VALUE, default_user_data
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
 from ansible_collections.gmod.gbrowse_aws.tests.support.faultproxy import FaultProxy
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import (

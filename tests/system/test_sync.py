@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _ec2, _sync_lock
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _ec2_data, _sync_lock
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import ACCESS_KEY, SECRET_KEY, boto3_client
 from ansible_collections.gmod.gbrowse_aws.tests.support.staging import (
     VENV_BIN,
@@ -311,16 +311,16 @@ echo "$@" > /run/gbrowse-slave.started
 
 
 def test_a_slave_launched_as_the_balancer_launches_it_finds_the_synced_data(lab, master):
-    """The balancer's block device mappings and user data (plugins/module_utils/_ec2.py) meet the sync's volume layout."""
+    """The balancer's block device mappings and user data (plugins/module_utils/_ec2_data.py) meet the sync's volume layout."""
     (snapshot,) = conf_snapshots(lab)
     raw = lab.ec2.describe_images(ImageIds=[lab.image_id])["Images"][0]
-    image = _ec2.Image(raw["ImageId"], raw.get("Name"), raw["RootDeviceName"], tuple(raw.get("BlockDeviceMappings", ())))
+    image = _ec2_data.Image(raw["ImageId"], raw.get("Name"), raw["RootDeviceName"], tuple(raw.get("BlockDeviceMappings", ())))
     lab.hosts.image_files = {"/opt/gbrowse/etc/init.d/gbrowse-slave": (SLAVE_STUB, 0o755)}
     ec2 = boto3_client(lab.ebs.url, region=lab.moto.region)  # through the EBS proxy, as the balancer would be
     instance = ec2.run_instances(
         ImageId=lab.image_id, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=lab.subnet_id,
-        BlockDeviceMappings=_ec2.block_device_mappings(image, [snapshot]),
-        UserData=_ec2.default_user_data((8101, 8102), "/var/lib/gbrowse/databases"),  # a Debian master's
+        BlockDeviceMappings=_ec2_data.block_device_mappings(image, [snapshot]),
+        UserData=_ec2_data.default_user_data((8101, 8102), "/var/lib/gbrowse/databases"),  # a Debian master's
     )["Instances"][0]["InstanceId"]  # fmt: skip
     try:
         deadline = time.monotonic() + 120

@@ -28,17 +28,19 @@ from botocore.stub import ANY, Stubber
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     BALANCER_TAG,
-    NAME_TAG_VALUE,
     EC2,
     CapacityError,
     EC2Error,
     Image,
     LaunchSpec,
+    make_client,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import (
+    NAME_TAG_VALUE,
+    SLAVE_COMMAND,
     block_device_mappings,
     data_device_names,
-    SLAVE_COMMAND,
     default_user_data,
-    make_client,
 )
 
 NOWHERE = "http://127.0.0.1:9"
