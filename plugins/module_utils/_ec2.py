@@ -343,7 +343,9 @@ class EC2:
                 images = self.client.describe_images(**params)["Images"]
             if not images:
                 where = f" owned by {', '.join(owners)}" if owners else ""
-                raise EC2Error(f"No available image whose name contains {text!r}{where}", code="InvalidAMIName.NotFound")
+                raise EC2Error(
+                    f"No available image whose name contains {text!r}{where}", code="InvalidAMIName.NotFound"
+                )
             image = newest_image(images)
         self._images[image.id] = image
         return image
@@ -585,7 +587,9 @@ class EC2:
         if missing:
             try:
                 with _api(f"authorize ingress to security group {group_id}"):
-                    self.client.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ip_permissions(missing))
+                    self.client.authorize_security_group_ingress(
+                        GroupId=group_id, IpPermissions=ip_permissions(missing)
+                    )
             except EC2Error as exc:
                 if not exc.already_exists:
                     raise

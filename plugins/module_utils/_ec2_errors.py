@@ -73,7 +73,11 @@ class ResourceErrors:
     in_use: Codes = NONE
 
 
-IMAGE = ResourceErrors("image", missing=Codes.of("InvalidAMIID*"), stale_reference=Codes.of("InvalidAMI*"))
+IMAGE = ResourceErrors(
+    "image",
+    missing=Codes.of("InvalidAMIID*", "InvalidAMIName.NotFound"),  # the latter: resolve_image's, for a name
+    stale_reference=Codes.of("InvalidAMI*"),
+)
 LAUNCH_TEMPLATE = ResourceErrors(
     "launch template",
     missing=Codes.of(
@@ -96,7 +100,9 @@ INGRESS_RULE = ResourceErrors(
     missing=Codes.of("InvalidPermission.NotFound"),
     already_exists=Codes.of("InvalidPermission.Duplicate"),
 )
-SUBNET = ResourceErrors("subnet", missing=Codes.of("InvalidSubnetID.NotFound"), stale_reference=Codes.of("InvalidSubnet*"))
+SUBNET = ResourceErrors(
+    "subnet", missing=Codes.of("InvalidSubnetID.NotFound"), stale_reference=Codes.of("InvalidSubnet*")
+)
 
 RESOURCES: tuple[ResourceErrors, ...] = (IMAGE, LAUNCH_TEMPLATE, SECURITY_GROUP, INGRESS_RULE, SUBNET)
 

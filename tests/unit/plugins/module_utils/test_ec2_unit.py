@@ -684,3 +684,99 @@ def test_aws_configuration_mistakes_are_one_line(aws_files, monkeypatch, env, co
     with pytest.raises(EC2Error) as raised:
         resolved_region(None)
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+# --------------------------------------------------------------------------
+# one call where there were two (a stub left unused or a call not stubbed fails)
+
+FLEET_PARAMS = {
+    "Type": "instant",
+    "ClientToken": ANY,
+    "SpotOptions": ANY,
+    "TargetCapacitySpecification": ANY,
+    "LaunchTemplateConfigs": ANY,
+    "TagSpecifications": ANY,
+}
+
+
+def test_the_first_launch_describes_its_image_once(ec2: EC2, stub: Stubber) -> None:
+    """build_launch_spec resolves the image; the launch template then uses that answer."""
+    _with_template(ec2, stub)  # one describe_images
+    stub.add_response("create_fleet", {"Instances": [{"InstanceIds": ["i-1"]}]}, FLEET_PARAMS)
+    assert ec2.resolve_image(IMAGE.id).id == IMAGE.id
+    assert ec2.launch(1, SPEC).instance_ids == ("i-1",)
+    assert ec2.calls["DescribeImages"] == 1
+
+
+def _fleet_answer(*ids: str, state: str = "running") -> dict[str, t.Any]:
+    when = datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc)
+    instances = [{"InstanceId": i, "State": {"Name": state}, "LaunchTime": when, "Tags": TAGS} for i in ids]
+    return {"Reservations": [{"Instances": instances}]}
+
+
+def test_a_scale_in_poll_describes_its_fleet_once(ec2: EC2, stub: Stubber) -> None:
+    stub.add_response("describe_instances", _fleet_answer("i-1", "i-2"), {"Filters": ANY, "MaxResults": 1000})
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-2"]})
+    assert [i.id for i in ec2.describe_fleet()] == ["i-1", "i-2"]
+    assert ec2.terminate(["i-2", "i-stranger"]) == ["i-2"]
+    assert dict(ec2.calls) == {"DescribeInstances": 1, "TerminateInstances": 1}
+
+
+def test_terminate_describes_again_after_another_call(ec2: EC2, stub: Stubber) -> None:
+    """What describe_fleet saw counts only while it is the last word: a call between, and terminate asks again."""
+    stub.add_response("describe_instances", _fleet_answer("i-1", "i-2"), {"Filters": ANY, "MaxResults": 1000})
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-1"]})
+    going = _fleet_answer("i-2", state="shutting-down")
+    stub.add_response("describe_instances", going, {"Filters": ANY, "MaxResults": 1000})
+    ec2.describe_fleet()
+    assert ec2.terminate(["i-1"]) == ["i-1"]
+    assert ec2.terminate(["i-1", "i-2"]) == []  # i-1 gone, i-2 already going
+    assert dict(ec2.calls) == {"DescribeInstances": 2, "TerminateInstances": 1}
+
+
+def _template_again(ec2: EC2, stub: Stubber) -> None:
+    """A template made anew: the image is remembered, the rest asked again."""
+    stub.add_response("describe_launch_templates", {"LaunchTemplates": []}, {"Filters": ANY})
+    stub.add_response(
+        "create_launch_template",
+        {"LaunchTemplate": {"LaunchTemplateId": "lt-2", "LaunchTemplateName": ec2.name, "DefaultVersionNumber": 1}},
+        {
+            "LaunchTemplateName": ec2.name,
+            "VersionDescription": ANY,
+            "LaunchTemplateData": ANY,
+            "TagSpecifications": ANY,
+        },
+    )
+
+
+VANISHED = ("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID lt-1, does not exist.")
+
+
+@pytest.mark.parametrize("how", ["refused", "answered"])
+def test_a_vanished_template_is_made_anew_once(ec2: EC2, stub: Stubber, how: str) -> None:
+    """EC2 says so as an error of CreateFleet or as errors in its answer: recovered the same way, once."""
+    for queue_template in (_with_template, _template_again):
+        queue_template(ec2, stub)
+        if how == "refused":
+            stub.add_client_error("create_fleet", VANISHED[0], VANISHED[1], 400, expected_params=FLEET_PARAMS)
+        else:
+            answer = {"Instances": [], "Errors": [{"ErrorCode": VANISHED[0], "ErrorMessage": VANISHED[1]}]}
+            stub.add_response("create_fleet", answer, FLEET_PARAMS)
+    with pytest.raises(EC2Error) as caught:
+        ec2.launch(1, SPEC)
+    assert caught.value.code == VANISHED[0]
+    assert ec2.calls["CreateFleet"] == 2 and ec2.calls["CreateLaunchTemplate"] == 2
+
+
+@pytest.mark.parametrize("how", ["refused", "answered"])
+def test_a_launch_after_its_template_vanished_succeeds(ec2: EC2, stub: Stubber, how: str) -> None:
+    _with_template(ec2, stub)
+    if how == "refused":
+        stub.add_client_error("create_fleet", VANISHED[0], VANISHED[1], 400, expected_params=FLEET_PARAMS)
+    else:
+        answer = {"Instances": [], "Errors": [{"ErrorCode": VANISHED[0], "ErrorMessage": VANISHED[1]}]}
+        stub.add_response("create_fleet", answer, FLEET_PARAMS)
+    _template_again(ec2, stub)
+    stub.add_response("create_fleet", {"Instances": [{"InstanceIds": ["i-1"]}]}, FLEET_PARAMS)
+    assert ec2.launch(1, SPEC).instance_ids == ("i-1",)
+    assert ec2.calls["DescribeImages"] == 1
