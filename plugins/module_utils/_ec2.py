@@ -27,8 +27,8 @@ Cost per call, in EC2 API requests (``EC2.calls`` counts them):
 - :meth:`EC2.launch`: one ``CreateFleet`` (type ``instant``: the answer holds the
   instances or the errors, no request stays open to pile up).
 - :meth:`EC2.terminate`: one ``TerminateInstances`` per 1000, plus one describe
-  unless the last call was this object's :meth:`EC2.describe_fleet` (a poll
-  describes once, then terminates from what it saw).
+  unless the last call was this object's :meth:`EC2.describe_fleet` and it saw
+  every id (a poll describes once, then terminates from what it saw).
 
 Retries are botocore's ("standard" mode, jittered exponential backoff on
 throttling, 5xx and connection errors; see :func:`make_client`); nothing here
@@ -111,7 +111,8 @@ TERMINATE_BATCH = 1000  # the most TerminateInstances takes per call
 DEFAULT_MAX_ATTEMPTS = 8
 
 #: How long terminate() trusts the fleet describe_fleet() just returned (when no
-#: other call came between): a poll's look and its terminations are seconds apart.
+#: other call came between and it holds every id asked): a poll's look and its
+#: terminations are seconds apart.
 FLEET_VIEW_MAX_AGE = 60.0
 
 
@@ -279,27 +280,29 @@ class EC2:
         self._fleet = (self._call_number, time.monotonic(), {i.id: i for i in instances})
         return instances
 
-    def _last_fleet(self) -> dict[str, Instance]:
-        """Our fleet by id: the one describe_fleet just returned when no call came since, else described now."""
+    def _fleet_knowing(self, instance_ids: t.Sequence[str]) -> dict[str, Instance]:
+        """Our fleet by id: what describe_fleet() just returned when it knows every one of
+        ``instance_ids`` and no call came since; else described now."""
         if self._fleet is not None:
             number, when, fleet = self._fleet
-            if number == self._call_number and time.monotonic() - when < FLEET_VIEW_MAX_AGE:
+            fresh = number == self._call_number and time.monotonic() - when < FLEET_VIEW_MAX_AGE
+            if fresh and all(i in fleet for i in instance_ids):
                 return fleet
-        self.describe_fleet()
-        return t.cast(t.Tuple[int, float, t.Dict[str, Instance]], self._fleet)[2]
+        return {i.id: i for i in self.describe_fleet()}
 
     def terminate(self, instance_ids: t.Iterable[str]) -> list[str]:
         """Terminate those of ``instance_ids`` that are ours and not already going.
 
         Anything else (foreign, untagged, unknown, already shutting down) is
-        left alone. Returns the ids actually asked to terminate. What is ours is
-        what describe_fleet() just returned, when it was the last call (so a poll
-        that looked at its fleet does not describe it again), else described now.
+        left alone. Returns the ids actually asked to terminate. Which are ours
+        is asked with one describe, unless the last call was describe_fleet()
+        and its answer holds them all: a poll that chose them from its look at
+        the fleet does not describe it again.
         """
         wanted = list(dict.fromkeys(instance_ids))
         if not wanted:
             return []
-        fleet = self._last_fleet()
+        fleet = self._fleet_knowing(wanted)
         victims = [i for i in wanted if i in fleet and fleet[i].state != "shutting-down"]
         for start in range(0, len(victims), TERMINATE_BATCH):
             with _api("terminate instances"):

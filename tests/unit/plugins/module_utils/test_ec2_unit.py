@@ -718,8 +718,18 @@ def test_a_scale_in_poll_describes_its_fleet_once(ec2: EC2, stub: Stubber) -> No
     stub.add_response("describe_instances", _fleet_answer("i-1", "i-2"), {"Filters": ANY, "MaxResults": 1000})
     stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-2"]})
     assert [i.id for i in ec2.describe_fleet()] == ["i-1", "i-2"]
-    assert ec2.terminate(["i-2", "i-stranger"]) == ["i-2"]
+    assert ec2.terminate(["i-2"]) == ["i-2"]
     assert dict(ec2.calls) == {"DescribeInstances": 1, "TerminateInstances": 1}
+
+
+def test_terminate_describes_what_the_last_look_did_not_see(ec2: EC2, stub: Stubber) -> None:
+    """An id the last describe_fleet did not return (launched since by someone else?) is asked about."""
+    stub.add_response("describe_instances", _fleet_answer("i-1"), {"Filters": ANY, "MaxResults": 1000})
+    stub.add_response("describe_instances", _fleet_answer("i-1", "i-2"), {"Filters": ANY, "MaxResults": 1000})
+    stub.add_response("terminate_instances", {"TerminatingInstances": []}, {"InstanceIds": ["i-2"]})
+    ec2.describe_fleet()
+    assert ec2.terminate(["i-2", "i-stranger"]) == ["i-2"]
+    assert dict(ec2.calls) == {"DescribeInstances": 2, "TerminateInstances": 1}
 
 
 def test_terminate_describes_again_after_another_call(ec2: EC2, stub: Stubber) -> None:
