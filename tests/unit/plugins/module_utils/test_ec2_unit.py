@@ -66,6 +66,15 @@ IMAGE = Image(
 SPEC = LaunchSpec(
     image_id=IMAGE.id, instance_types=("m5.large", "c5.large"), spot_bid=0.08, ports=(8101,), subnet_id="subnet-1"
 )
+#: What every CreateFleet sends (the details are tested in test_fleet_request_shape).
+FLEET_PARAMS = {
+    "Type": "instant",
+    "ClientToken": ANY,
+    "SpotOptions": ANY,
+    "TargetCapacitySpecification": ANY,
+    "LaunchTemplateConfigs": ANY,
+    "TagSpecifications": ANY,
+}
 
 
 @pytest.fixture
@@ -354,14 +363,7 @@ def test_launch_without_capacity_raises_capacity_error(ec2: EC2, stub: Stubber, 
             "Errors": [{"ErrorCode": c, "ErrorMessage": m, "Lifecycle": "spot"} for c, m in errors],
             "Instances": [],
         },
-        {
-            "Type": "instant",
-            "ClientToken": ANY,
-            "SpotOptions": ANY,
-            "TargetCapacitySpecification": ANY,
-            "LaunchTemplateConfigs": ANY,
-            "TagSpecifications": ANY,
-        },
+        FLEET_PARAMS,
     )
     with pytest.raises(CapacityError) as caught:
         ec2.launch(2, SPEC)
@@ -386,14 +388,7 @@ def test_partial_launch_returns_ids_and_errors(ec2: EC2, stub: Stubber) -> None:
                 }
             ],
         },
-        {
-            "Type": "instant",
-            "ClientToken": ANY,
-            "SpotOptions": ANY,
-            "TargetCapacitySpecification": ANY,
-            "LaunchTemplateConfigs": ANY,
-            "TagSpecifications": ANY,
-        },
+        FLEET_PARAMS,
     )
     result = ec2.launch(3, SPEC)
     assert result.instance_ids == ("i-1", "i-2")
@@ -413,14 +408,7 @@ def test_launch_failing_for_another_reason_is_an_ec2_error(ec2: EC2, stub: Stubb
                 {"ErrorCode": "InvalidParameterValue", "ErrorMessage": "bad snapshot"},
             ],
         },
-        {
-            "Type": "instant",
-            "ClientToken": ANY,
-            "SpotOptions": ANY,
-            "TargetCapacitySpecification": ANY,
-            "LaunchTemplateConfigs": ANY,
-            "TagSpecifications": ANY,
-        },
+        FLEET_PARAMS,
     )
     with pytest.raises(EC2Error) as caught:
         ec2.launch(1, SPEC)
@@ -689,16 +677,6 @@ def test_aws_configuration_mistakes_are_one_line(aws_files, monkeypatch, env, co
 # --------------------------------------------------------------------------
 # one call where there were two (a stub left unused or a call not stubbed fails)
 
-FLEET_PARAMS = {
-    "Type": "instant",
-    "ClientToken": ANY,
-    "SpotOptions": ANY,
-    "TargetCapacitySpecification": ANY,
-    "LaunchTemplateConfigs": ANY,
-    "TagSpecifications": ANY,
-}
-
-
 def test_the_first_launch_describes_its_image_once(ec2: EC2, stub: Stubber) -> None:
     """build_launch_spec resolves the image; the launch template then uses that answer."""
     _with_template(ec2, stub)  # one describe_images
@@ -762,16 +740,21 @@ def _template_again(ec2: EC2, stub: Stubber) -> None:
 VANISHED = ("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID lt-1, does not exist.")
 
 
+def _create_fleet_finds_no_template(stub: Stubber, how: str) -> None:
+    """EC2 says so as an error of CreateFleet ("refused") or as errors in its answer ("answered")."""
+    if how == "refused":
+        stub.add_client_error("create_fleet", VANISHED[0], VANISHED[1], 400, expected_params=FLEET_PARAMS)
+    else:
+        answer = {"Instances": [], "Errors": [{"ErrorCode": VANISHED[0], "ErrorMessage": VANISHED[1]}]}
+        stub.add_response("create_fleet", answer, FLEET_PARAMS)
+
+
 @pytest.mark.parametrize("how", ["refused", "answered"])
 def test_a_vanished_template_is_made_anew_once(ec2: EC2, stub: Stubber, how: str) -> None:
-    """EC2 says so as an error of CreateFleet or as errors in its answer: recovered the same way, once."""
+    """Either way EC2 says it, recovered the same way, once."""
     for queue_template in (_with_template, _template_again):
         queue_template(ec2, stub)
-        if how == "refused":
-            stub.add_client_error("create_fleet", VANISHED[0], VANISHED[1], 400, expected_params=FLEET_PARAMS)
-        else:
-            answer = {"Instances": [], "Errors": [{"ErrorCode": VANISHED[0], "ErrorMessage": VANISHED[1]}]}
-            stub.add_response("create_fleet", answer, FLEET_PARAMS)
+        _create_fleet_finds_no_template(stub, how)
     with pytest.raises(EC2Error) as caught:
         ec2.launch(1, SPEC)
     assert caught.value.code == VANISHED[0]
@@ -781,11 +764,7 @@ def test_a_vanished_template_is_made_anew_once(ec2: EC2, stub: Stubber, how: str
 @pytest.mark.parametrize("how", ["refused", "answered"])
 def test_a_launch_after_its_template_vanished_succeeds(ec2: EC2, stub: Stubber, how: str) -> None:
     _with_template(ec2, stub)
-    if how == "refused":
-        stub.add_client_error("create_fleet", VANISHED[0], VANISHED[1], 400, expected_params=FLEET_PARAMS)
-    else:
-        answer = {"Instances": [], "Errors": [{"ErrorCode": VANISHED[0], "ErrorMessage": VANISHED[1]}]}
-        stub.add_response("create_fleet", answer, FLEET_PARAMS)
+    _create_fleet_finds_no_template(stub, how)
     _template_again(ec2, stub)
     stub.add_response("create_fleet", {"Instances": [{"InstanceIds": ["i-1"]}]}, FLEET_PARAMS)
     assert ec2.launch(1, SPEC).instance_ids == ("i-1",)
