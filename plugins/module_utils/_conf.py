@@ -24,11 +24,11 @@ import re
 import stat
 import typing as t
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url
 
 if t.TYPE_CHECKING:  # _gbrowse_layout reads GBrowse.conf with _renderfarm, which imports this module
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import GBrowseLayout
@@ -193,18 +193,8 @@ def _ip_address(text: str) -> str:
 
 
 def _url(text: str) -> str:
-    problem = _Invalid(f"{masked_url(text)!r} is not an http:// or https:// URL with a host")
-    if any(c.isspace() for c in text):
-        raise problem
-    try:
-        parts = urlsplit(text)
-        host = parts.hostname
-        if parts.port is not None and parts.port == 0:  # .port raises ValueError when out of range
-            raise problem
-    except ValueError:
-        raise problem from None
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        raise problem
+    if not is_http_url(text):
+        raise _Invalid(f"{masked_url(text)!r} {NOT_HTTP_URL}")
     return text
 
 

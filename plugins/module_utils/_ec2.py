@@ -44,7 +44,6 @@ import os
 import re
 import time
 import typing as t
-import urllib.parse
 import uuid
 
 try:
@@ -88,6 +87,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_errors impor
     EC2Error,
     api_error,
 )
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url
 
 __all__ = [  # the facade's vocabulary, re-exported for its callers
     "BALANCER_TAG",
@@ -124,15 +124,9 @@ ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
 
 
 def check_endpoint_url(url: str, name: str = "endpoint_url") -> str:
-    """``url`` when it is an http(s) URL with a host; EC2Error naming ``name`` otherwise."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # ValueError when out of range
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise EC2Error(f"{name}: {url!r} is not an http:// or https:// URL with a host", code="InvalidEndpoint")
+    """``url`` when it is an http(s) URL with a host (:mod:`._url`'s rule); EC2Error naming ``name`` otherwise."""
+    if not is_http_url(url):
+        raise EC2Error(f"{name}: {url!r} {NOT_HTTP_URL}", code="InvalidEndpoint")
     return url
 
 

@@ -39,6 +39,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import split_http_url
+
 #: Signals ``Load.signal`` knows: the current rate (default), Apache's
 #: lifetime average (the original's measure, opt-in), busy workers.
 SIGNALS = ("rate", "reqpersec", "busy_workers")
@@ -178,14 +180,11 @@ def status_url(url: str) -> str:
     """The ``?auto`` form of a server-status URL (an existing query is kept, ``auto`` not doubled)."""
     text = url.strip() if isinstance(url, str) else ""
     try:
-        parts = urllib.parse.urlsplit(text)
-        parts.port  # raises ValueError for a bad port
+        parts = split_http_url(text)
     except ValueError as exc:
-        raise StatusError(f"{masked_url(text)!r} is not a valid URL: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise StatusError(
-            f"{masked_url(text)!r} is not an http(s) server-status URL (like http://localhost/server-status)"
-        )
+            f"{masked_url(text)!r} is not an http(s) server-status URL (like http://localhost/server-status): {exc}"
+        ) from None
     params = [p for p in re.split(r"[&;]", parts.query) if p]
     if not any(p == "auto" or p.startswith("auto=") for p in params):
         params.append("auto")

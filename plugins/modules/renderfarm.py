@@ -121,19 +121,10 @@ removed:
   sample: []
 """
 
-from urllib.parse import urlsplit
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import read_renderfarm, update_renderfarm
-
-
-def _bad_url(url):
-    try:
-        parts = urlsplit(url)
-        return parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url)
-    except ValueError:
-        return True
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import is_http_url
 
 
 def main():
@@ -147,7 +138,7 @@ def main():
     )
     path, state = module.params["path"], module.params["state"]
     given = [url.strip() for url in module.params["renderers"] if url.strip()]
-    bad = [url for url in given if _bad_url(url)]
+    bad = [url for url in given if not is_http_url(url)]
     if bad:
         module.fail_json(msg=f"renderers: not an http:// or https:// URL with a host: {', '.join(map(repr, bad))}")
     try:
