@@ -37,6 +37,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout i
     renderfarm_problems,
     writable_directory,
 )
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._getopt import getopt_argv
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 DEFAULT_CONF_HELP = (
@@ -64,21 +65,7 @@ SHORT = {
 
 def normalize_argv(argv: t.Sequence[str]) -> list[str]:
     """Accept Getopt::Long spellings: ``-conf FILE``, ``-c FILE``, ``--conf=FILE``, ``--dry_run``."""
-    longs = [a.option_strings[0][2:] for a in build_parser()._actions if a.option_strings[0].startswith("--")]
-    out: list[str] = []
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            return out + list(argv[i:])
-        name, sep, value = arg.partition("=")
-        if name in SHORT:
-            name = SHORT[name]
-        elif name[:1] == "-" and name[1:2] != "-" and len(name) > 2:
-            if any(opt.startswith(name[1:].replace("_", "-")) or opt.startswith(name[1:]) for opt in longs):
-                name = "-" + name
-        if name in ("--check_config", "--dry_run"):
-            name = name.replace("_", "-")
-        out.append(name + sep + value)
-    return out
+    return getopt_argv(argv, build_parser(), SHORT)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,14 +39,13 @@ from pathlib import Path
 from ansible.module_utils.common.text.formatters import bytes_to_human
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import find_layout
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._getopt import getopt_argv
 
 #: The collection's root: plugins/module_utils/ is two levels below it.
 COLLECTION = Path(__file__).resolve().parents[2]
 PLAYBOOK = COLLECTION / "playbooks" / "sync.yml"
 KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "EC2_ACCESS_KEY", "EC2_SECRET_KEY")
 
-_LONG_SINGLE_DASH = re.compile(r"-([A-Za-z][A-Za-z_-]+)(=.*)?", re.S)
-_LONG = re.compile(r"--([A-Za-z][A-Za-z_-]*)(=.*)?", re.S)
 #: A file in rsync's --log-file with the playbook's --log-file-format=%i|%l|%n (after rsync's date and pid).
 _COPIED = re.compile(r"\[\d+\] [<>]f[^|]*\|(\d+)\|")
 
@@ -98,19 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def normalize(argv: t.Sequence[str]) -> list[str]:
     """Getopt::Long spellings to argparse ones: ``-conf`` -> ``--conf``, ``--CONF`` -> ``--conf``."""
-    out: list[str] = []
-    for index, arg in enumerate(argv):
-        if arg == "--":
-            out.extend(argv[index:])
-            break
-        match = _LONG_SINGLE_DASH.fullmatch(arg)
-        if match:
-            arg = "--" + match.group(1) + (match.group(2) or "")
-        match = _LONG.fullmatch(arg)
-        if match:
-            arg = "--" + match.group(1).lower() + (match.group(2) or "")
-        out.append(arg)
-    return out
+    return getopt_argv(argv, _parser())
 
 
 def parse_args(argv: t.Sequence[str] | None = None) -> argparse.Namespace:
