@@ -27,6 +27,8 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
+
 #: The program names of an Ansible controller process.
 CONTROLLERS = ("ansible-playbook",)
 
@@ -170,13 +172,8 @@ def _guard(path: str) -> t.Iterator[None]:
 
 
 def _write(path: str, state: LockState) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(state.as_dict(), handle)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    # The collection's one atomic writer: a reader never sees half a lock.
+    write_atomic(path, json.dumps(state.as_dict()) + "\n")
 
 
 @dataclass(frozen=True)
