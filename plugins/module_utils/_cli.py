@@ -553,7 +553,7 @@ def _start(
 
     hostname = socket.gethostname()
     master = discover_master(conf, InstanceMetadata())
-    region = resolved_region(master.region, os.environ, session)
+    region = resolved_region(conf.slave.region, os.environ, session, master_region=master.region)
     balancer_id = conf.resolved_balancer_id(hostname)
     client = make_client(region, **credentials(args, os.environ))
     balancer = _daemon.Balancer(

@@ -116,7 +116,7 @@ DEFAULT_MAX_ATTEMPTS = 8
 FLEET_VIEW_MAX_AGE = 60.0
 
 
-#: The region when nothing names one (conf, instance metadata, environment, AWS config).
+#: The region when nothing names one (conf, instance metadata, environment, AWS config): see region_and_source.
 DEFAULT_REGION = "us-east-1"
 
 #: Endpoint variables botocore reads itself; checked first so that a typo is one clear line.
@@ -151,18 +151,46 @@ def aws_session(environ: t.Mapping[str, str] | None = None, profile: str | None 
     return session
 
 
-def resolved_region(
-    preferred: str | None = None, environ: t.Mapping[str, str] | None = None, session: t.Any = None
-) -> str:
-    """The region to work in: ``preferred`` (the conf's, else the instance's), else AWS_REGION, else the
-    AWS config's as boto3 resolves it (AWS_DEFAULT_REGION, the profile's ``region``), else us-east-1."""
+def region_and_source(
+    preferred: str | None = None,
+    environ: t.Mapping[str, str] | None = None,
+    session: t.Any = None,
+    *,
+    master_region: str | None = None,
+) -> tuple[str, str]:
+    """The region to work in and where it came from: the one rule for the daemon, the modules and the sync.
+
+    In order: ``preferred`` (the conf's ``[SLAVE] region``), ``master_region``
+    (the master's own, from instance metadata when it runs on EC2: slaves
+    near their master), ``AWS_REGION``, the AWS configuration as boto3
+    resolves it (``AWS_DEFAULT_REGION``, then the ``region`` of the profile,
+    AWS_PROFILE or default, in ``~/.aws/config``), else us-east-1. The source
+    is one of ``conf``, ``instance metadata``, ``AWS_REGION``, ``AWS config``,
+    ``default``. A broken AWS configuration raises EC2Error (see
+    :func:`aws_session`), only when it is consulted.
+    """
     environ = os.environ if environ is None else environ
     if preferred:
-        return preferred
+        return preferred, "conf"
+    if master_region:
+        return master_region, "instance metadata"
     if environ.get("AWS_REGION"):
-        return environ["AWS_REGION"]
+        return environ["AWS_REGION"], "AWS_REGION"
     session = session or aws_session(environ)
-    return session.region_name or DEFAULT_REGION
+    if session.region_name:
+        return session.region_name, "AWS config"
+    return DEFAULT_REGION, "default"
+
+
+def resolved_region(
+    preferred: str | None = None,
+    environ: t.Mapping[str, str] | None = None,
+    session: t.Any = None,
+    *,
+    master_region: str | None = None,
+) -> str:
+    """The region of :func:`region_and_source`, without its source."""
+    return region_and_source(preferred, environ, session, master_region=master_region)[0]
 
 
 def make_client(

@@ -35,7 +35,7 @@ class Master:
     """Where the master is: from instance metadata on EC2, else from the conf."""
 
     on_ec2: bool = False
-    region: str | None = None
+    region: str | None = None  # the master's own (metadata); the region to work in is _ec2.region_and_source's
     image_id: str | None = None
     availability_zone: str | None = None
     subnet_id: str | None = None
@@ -50,7 +50,7 @@ def discover_master(conf: BalancerConf, metadata: t.Any | None) -> Master:
     if metadata is not None and metadata.available():
         return Master(
             on_ec2=True,
-            region=conf.slave.region or metadata.region,
+            region=metadata.region,
             image_id=metadata.image_id,
             availability_zone=metadata.availability_zone,
             subnet_id=metadata.subnet_id,
@@ -59,7 +59,7 @@ def discover_master(conf: BalancerConf, metadata: t.Any | None) -> Master:
             security_group_ids=tuple(metadata.security_group_ids or ()),
             external_ip=conf.master.external_ip or metadata.public_ip,
         )
-    return Master(region=conf.slave.region, external_ip=conf.master.external_ip)
+    return Master(external_ip=conf.master.external_ip)
 
 
 def slave_address(inst: Instance, mode: str, master: Master) -> str | None:

@@ -14,8 +14,8 @@ description:
   - Reads and validates C(aws_balancer.conf) with the balancer's own reader and returns every setting in effect
     (defaults filled in), the load table and the balancer id the daemon would use on this host.
   - Errors in the file fail the module with the balancer's C(FILE:LINE) errors, all of them at once.
-  - The sync playbook (C(gmod.gbrowse_aws.sync)) reads the slave image, subnet, zone and current
-    C(data_snapshots) through it.
+  - The sync playbook (C(gmod.gbrowse_aws.sync)) reads the slave image, subnet, zone, current
+    C(data_snapshots) and the region (RV(region)) through it.
   - Also tells where this host's GBrowse keeps its configuration and databases (RV(gbrowse)), found as GBrowse
     finds them; without O(path) that is all it returns, so a play can ask before any C(aws_balancer.conf) exists.
 author:
@@ -36,6 +36,12 @@ options:
       - The host name the default balancer id is derived from (see RV(balancer_id)).
       - Default the name of the host the module runs on, as the daemon uses.
     type: str
+  instance_metadata:
+    description:
+      - Ask the instance metadata service for the master's own region when the conf sets none (see RV(region)).
+      - Off EC2 that costs at most a second; C(AWS_EC2_METADATA_DISABLED=true) skips it too.
+    type: bool
+    default: true
 seealso:
   - module: gmod.gbrowse_aws.balancer_conf
 """
@@ -140,6 +146,21 @@ slave:
     address: auto
     ready_timeout: 5.0
     ready_misses: 3
+region:
+  description:
+    - The region the balancer works in, resolved as the daemon resolves it, in order - C([SLAVE] region), the
+      master's own region when it runs on EC2 (instance metadata), C(AWS_REGION), the AWS configuration as boto3
+      reads it (C(AWS_DEFAULT_REGION), the C(region) of the profile, C(AWS_PROFILE) or default, in
+      C(~/.aws/config)), else V(us-east-1).
+    - V(null) when the AWS configuration cannot be read (no boto3, an unknown profile); a warning says why.
+  returned: when O(path) is given
+  type: str
+  sample: us-west-2
+region_from:
+  description: Where RV(region) came from - V(conf), V(instance metadata), V(AWS_REGION), V(AWS config) or V(default).
+  returned: when O(path) is given
+  type: str
+  sample: conf
 load_table:
   description: The rows of C([LOAD TABLE]) in ascending order.
   returned: when O(path) is given
@@ -159,7 +180,9 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import ConfError, load_conf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2Error, region_and_source
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import find_layout
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 
@@ -169,11 +192,25 @@ def _plain(value):
     return value
 
 
+def _region(module, conf):
+    """(region, where from) by the daemon's rule; (None, None) with a warning when AWS's configuration is broken."""
+    master_region = None
+    if module.params["instance_metadata"] and not conf.slave.region:
+        metadata = InstanceMetadata()
+        master_region = metadata.region if metadata.available() else None
+    try:
+        return region_and_source(conf.slave.region, master_region=master_region)
+    except EC2Error as exc:
+        module.warn(f"region: {exc}")
+        return None, None
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", aliases=["conf"]),
             hostname=dict(type="str"),
+            instance_metadata=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -189,6 +226,7 @@ def main():
     resolved = dataclasses.replace(conf.master, renderfarm_conf=conf.resolved_renderfarm_conf(gbrowse.conf_dir))
     master = {k: _plain(v) for k, v in dataclasses.asdict(resolved).items()}
     master["server_status_url"] = masked_url(master["server_status_url"])
+    region, region_from = _region(module, conf)
     module.exit_json(
         changed=False,
         path=path,
@@ -197,6 +235,8 @@ def main():
         balancer_id=conf.resolved_balancer_id(hostname),
         master=master,
         slave={k: _plain(v) for k, v in dataclasses.asdict(conf.slave).items()},
+        region=region,
+        region_from=region_from,
         load_table=[dict(threshold=row.threshold, min=row.min, max=row.max) for row in conf.table],
     )
 

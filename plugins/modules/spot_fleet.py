@@ -269,6 +269,8 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     EC2,
     USER_AGENT,
     EC2Error,
+    aws_session,
+    resolved_region,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     FleetView,
@@ -402,8 +404,16 @@ def main():
             retries={"mode": "standard", "total_max_attempts": DEFAULT_MAX_ATTEMPTS}, user_agent_extra=USER_AGENT
         )
     )
-    if not module.region and master.region:
-        extra["region"] = master.region  # the conf's [SLAVE] region, else the master's
+    if not module.region:
+        # No region option (nor AWS_REGION/AWS_DEFAULT_REGION, which amazon.aws reads for it): the daemon's rule.
+        try:
+            extra["region"] = resolved_region(
+                conf.slave.region if conf is not None else None,
+                session=aws_session(profile=p.get("profile") or None),
+                master_region=master.region,
+            )
+        except EC2Error as exc:
+            module.fail_json(msg=str(exc), code=exc.code)
     try:
         ec2 = EC2(module.client("ec2", **extra), balancer_id)
     except ValueError as exc:
