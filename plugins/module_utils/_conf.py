@@ -341,6 +341,12 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
 }
 
 
+def conf_keys() -> dict[str, tuple[str, ...]]:
+    """Every ``key = value`` name per section, in the schema's order: what other lists of them are checked
+    against (the role's template and argument specs: tests/unit/test_role_conf_keys.py)."""
+    return {section: tuple(key.name for key in keys) for section, keys in _KEYS.items()}
+
+
 def _key(section: str, name: str) -> _Key | None:
     for key in _KEYS.get(section, ()):
         if key.name == name:
@@ -1016,6 +1022,7 @@ __all__ = [
     "SlaveConf",
     "UpdateResult",
     "apply_edits",
+    "conf_keys",
     "default_balancer_id",
     "load_conf",
     "parse_conf",
