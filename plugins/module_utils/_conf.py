@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._lines import canonical_section, raw_lines, split_lines
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url
 
@@ -386,38 +387,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _HEADER = re.compile(r"\[([^\]]*)\](.*)", re.S)
 
 
-def split_lines(text: str) -> list[tuple[str, str]]:
-    """(line, ending) pairs; ending is '\\n', '\\r\\n' or '' for a last line without one."""
-    if not text:
-        return []
-    parts = text.split("\n")
-    pairs = []
-    for index, part in enumerate(parts):
-        if index == len(parts) - 1:
-            if part:
-                pairs.append((part, ""))
-        elif part.endswith("\r"):
-            pairs.append((part[:-1], "\r\n"))
-        else:
-            pairs.append((part, "\n"))
-    return pairs
-
-
-def canonical_section(name: str) -> str:
-    """A section name as compared: blanks folded, upper case (`[load table]` is `[LOAD TABLE]`)."""
-    return " ".join(name.split()).upper()
-
-
 def _scan(text: str) -> list[_Line]:
     lines = []
     section: str | None = None
-    for number, (content, eol) in enumerate(split_lines(text), 1):
-        stripped = content.strip()
-        line = _Line(number, content, eol, "other", section)
-        if not stripped:
-            line.kind = "blank"
-        elif stripped.startswith("#"):
-            line.kind = "comment"
+    for raw in raw_lines(text):
+        content = raw.text
+        line = _Line(raw.number, content, raw.eol, "other", section)
+        if raw.kind != "code":
+            line.kind = raw.kind
         else:
             found = _TRAILING_COMMENT.search(content)
             code = content[: found.start()] if found else content

@@ -21,7 +21,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import canonical_section, split_lines
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._lines import canonical_section, raw_lines
 
 GENERAL = "GENERAL"
 RENDERFARM = "renderfarm"
@@ -75,13 +75,11 @@ def _scan(text: str) -> list[_Line]:
     lines = []
     section = GENERAL
     tag = ""  # the setting that indented lines continue
-    for content, eol in split_lines(text):
-        stripped = content.strip()
-        line = _Line(content, eol, "other", section)
-        if not stripped:
-            line.kind = "blank"
-        elif stripped.startswith("#"):
-            line.kind = "comment"
+    for raw in raw_lines(text):
+        content, stripped = raw.text, raw.stripped
+        line = _Line(content, raw.eol, "other", section)
+        if raw.kind != "code":
+            line.kind = raw.kind
         elif content[0].isspace() and tag:
             line.kind, line.tag, line.value = "continuation", tag, stripped
         else:
