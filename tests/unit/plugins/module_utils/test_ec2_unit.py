@@ -617,15 +617,7 @@ def test_iam_policy_allows_exactly_what_the_adapter_calls(client: t.Any) -> None
 # region and AWS configuration, as boto3 resolves them
 
 
-@pytest.fixture
-def aws_files(tmp_path, monkeypatch):
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
-        monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "config"
-    config.write_text("[default]\nregion = ap-south-1\n[profile lab]\nregion = eu-west-3\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    return config
+# aws_files: tests/unit/conftest.py
 
 
 @pytest.mark.parametrize(

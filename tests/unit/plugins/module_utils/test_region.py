@@ -7,17 +7,6 @@ import pytest
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import region_and_source, resolved_region
 
 
-@pytest.fixture
-def aws_config(tmp_path, monkeypatch):
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
-        monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "config"
-    config.write_text("[default]\n[profile lab]\nregion = eu-west-3\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    return config
-
-
 @pytest.mark.parametrize(
     "conf, master, env, expected",
     [
@@ -26,17 +15,18 @@ def aws_config(tmp_path, monkeypatch):
         (None, None, {"AWS_REGION": "eu-north-1", "AWS_DEFAULT_REGION": "ca-central-1"}, ("eu-north-1", "AWS_REGION")),
         (None, None, {"AWS_DEFAULT_REGION": "ca-central-1", "AWS_PROFILE": "lab"}, ("ca-central-1", "AWS config")),
         (None, None, {"AWS_PROFILE": "lab"}, ("eu-west-3", "AWS config")),  # the profile's, in ~/.aws/config
-        (None, None, {}, ("us-east-1", "default")),
+        (None, None, {}, ("ap-south-1", "AWS config")),  # the default profile's
+        (None, None, {"AWS_CONFIG_FILE": "/nonexistent/aws-config"}, ("us-east-1", "default")),
     ],
 )
-def test_one_order(aws_config, monkeypatch, conf, master, env, expected) -> None:
+def test_one_order(aws_files, monkeypatch, conf, master, env, expected) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert region_and_source(conf, master_region=master) == expected
     assert resolved_region(conf, master_region=master) == expected[0]
 
 
-def test_the_aws_config_is_read_only_when_needed(aws_config, monkeypatch) -> None:
+def test_the_aws_config_is_read_only_when_needed(aws_files, monkeypatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")  # would be an error if consulted
     assert region_and_source("us-west-2") == ("us-west-2", "conf")
     assert region_and_source(None, master_region="eu-central-1") == ("eu-central-1", "instance metadata")

@@ -71,3 +71,67 @@ def test_the_status_url_password_is_masked(run, tmp_path):
     assert not out.failed, out.msg
     assert out.result["master"]["server_status_url"] == "http://watch:***@localhost/server-status"
     assert "s3cret-Pa55" not in repr(out.result)
+
+
+# -- region: the daemon's rule (_ec2.region_and_source), which the sync playbooks read --------------------
+
+
+class _FakeMetadata:
+    """An instance metadata service that answers (on EC2) or not, without any network."""
+
+    answers = True
+
+    def available(self):
+        return self.answers
+
+    @property
+    def region(self):
+        return "eu-central-1" if self.answers else None
+
+
+@pytest.fixture
+def no_region_conf(tmp_path, monkeypatch, aws_files):  # pylint: disable=unused-argument
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    conf = tmp_path / "aws_balancer.conf"
+    conf.write_text("".join(line for line in SEED.read_text().splitlines(True) if not line.startswith("region")))
+    return conf
+
+
+@pytest.mark.parametrize(
+    "env, on_ec2, args, expected",
+    [
+        ({"AWS_CONFIG_FILE": "/nonexistent/aws-config"}, False, {}, ("us-east-1", "default")),
+        ({}, False, {}, ("ap-south-1", "AWS config")),
+        ({"AWS_PROFILE": "lab"}, False, {}, ("eu-west-3", "AWS config")),
+        ({"AWS_PROFILE": "lab", "AWS_DEFAULT_REGION": "ca-central-1"}, False, {}, ("ca-central-1", "AWS config")),
+        ({"AWS_REGION": "eu-north-1", "AWS_PROFILE": "lab"}, False, {}, ("eu-north-1", "AWS_REGION")),
+        ({"AWS_REGION": "eu-north-1"}, True, {}, ("eu-central-1", "instance metadata")),  # the master's, as the daemon
+        ({"AWS_REGION": "eu-north-1"}, True, {"instance_metadata": False}, ("eu-north-1", "AWS_REGION")),
+    ],
+)
+def test_the_region_is_the_daemons(run, monkeypatch, no_region_conf, env, on_ec2, args, expected):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(_FakeMetadata, "answers", on_ec2)
+    monkeypatch.setattr(balancer_conf_info, "InstanceMetadata", _FakeMetadata)
+    out = run(balancer_conf_info.main, dict({"path": str(no_region_conf)}, **args))
+    assert not out.failed, out.msg
+    assert out.result["slave"]["region"] is None
+    assert (out.result["region"], out.result["region_from"]) == expected
+
+
+def test_the_conf_region_wins_and_no_metadata_is_asked(run, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")
+    monkeypatch.setattr(balancer_conf_info, "InstanceMetadata", lambda: pytest.fail("instance metadata asked"))
+    out = run(balancer_conf_info.main, {"path": str(SEED)})
+    assert (out.result["region"], out.result["region_from"]) == ("us-west-2", "conf")
+
+
+def test_a_broken_aws_config_is_a_warning_not_a_failure(run, monkeypatch, no_region_conf):
+    warned = []
+    monkeypatch.setattr(balancer_conf_info.AnsibleModule, "warn", lambda self, text: warned.append(text))
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    out = run(balancer_conf_info.main, {"path": str(no_region_conf)})
+    assert not out.failed, out.msg
+    assert out.result["region"] is None and out.result["region_from"] is None
+    assert warned and warned[0].startswith("region: AWS configuration: The config profile (nope) could not be found")

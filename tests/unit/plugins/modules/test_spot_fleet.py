@@ -206,3 +206,23 @@ def test_without_check_mode_absent_terminates_and_deletes(run):
     assert not out.failed, out.msg
     writes = [call[0] for call in FakeEC2.made[0].writes()]
     assert writes[0] == "terminate" and "delete_launch_template" in writes and "delete_security_group" in writes
+
+
+@pytest.mark.parametrize(
+    ("region", "conf_region", "expected"),
+    [
+        ("eu-north-1", True, None),  # the region option (or AWS_REGION, which amazon.aws reads for it) is the client's
+        (None, True, "us-west-2"),  # else the daemon's rule: the conf's [SLAVE] region ...
+        (None, False, "us-east-1"),  # ... and, with no region anywhere, us-east-1 as the daemon
+    ],
+)
+def test_without_a_region_option_the_region_is_the_daemons(run, monkeypatch, conf, region, conf_region, expected):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    if not conf_region:
+        Path(conf).write_text("".join(line for line in Path(conf).read_text().splitlines(True) if not line.startswith("region")))
+    made = []
+    monkeypatch.setattr(spot_fleet.AnsibleAWSModule, "client", lambda self, service, **extra: made.append(extra) or ("client", service))
+    out = run(spot_fleet.main, dict(_args(conf=conf, count=0), region=region), check_mode=True)
+    assert not out.failed, out.msg
+    assert made and made[0].get("region") == expected
