@@ -30,6 +30,7 @@ import subprocess
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import temp_prefix
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import general_settings
 
 #: Where GBrowse's configuration may be, in the order tried when GBrowse does not say.
@@ -271,7 +272,8 @@ def writable_directory(path: str) -> str | None:
     if not os.path.isdir(directory):
         return f"the directory {directory} does not exist"
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{posixpath.basename(path)}.", dir=directory)
+        # The atomic writer's own temporary name: one it would clean up, were this probe killed here.
+        fd, temp = tempfile.mkstemp(prefix=temp_prefix(posixpath.basename(path)), dir=directory)
     except OSError as exc:
         return f"cannot create files in {directory}: {exc.strerror or exc}"
     os.close(fd)
