@@ -54,7 +54,7 @@ def test_take_then_release_with_the_token(run, lock):
 def test_check_mode_takes_no_lock(run, lock):
     out = run(sync_lock.main, {"path": str(lock)}, check_mode=True)
     assert not out.failed and out.result["changed"] and out.result["token"]
-    assert not lock.exists()
+    assert list(lock.parent.iterdir()) == []  # neither the lock nor its guard file
 
 
 def test_check_mode_takes_no_lock_in_a_missing_directory(run, tmp_path):
