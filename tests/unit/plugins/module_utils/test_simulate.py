@@ -80,6 +80,21 @@ def test_a_few_bad_lines_are_skipped_and_named(tmp_path) -> None:
             [LINE.format(n=1, s=0).replace("10:00", "12:00"), LINE.format(n=1, s=0)],
             "a.log:2: time 2026-11-02 10:00:00 UTC is before 2026-11-02 12:00:00 UTC of an earlier line",
         ),
+        # a stamp seen before, again after a later one: the order is checked line by line,
+        # not once per distinct stamp
+        (
+            [LINE.format(n=1, s=0), LINE.format(n=1, s=0).replace("10:00", "12:00"), LINE.format(n=1, s=0)],
+            "a.log:3: time 2026-11-02 10:00:00 UTC is before 2026-11-02 12:00:00 UTC of an earlier line",
+        ),
+        # 26 characters in brackets that are not a time: the fast reading hands the block over
+        (
+            [LINE.format(n=1, s=s) for s in range(50)] + [LINE.format(n=1, s=0).replace(":00:00 ", ":0x:00 ")],
+            "a.log:51: not an access log line",
+        ),
+        (
+            [LINE.format(n=1, s=s) for s in range(50)] + [LINE.format(n=1, s=61)],
+            "a.log:51: unreadable time [02/Nov/2026:10:00:61 +0000]",
+        ),
     ],
 )
 def test_bad_logs_are_refused_with_file_and_line(tmp_path, lines, message) -> None:
