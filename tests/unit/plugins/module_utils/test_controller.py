@@ -11,7 +11,14 @@ import random
 import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Controller, Policy
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, stabilized, wanted
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
+    Band,
+    Slave,
+    SlaveState,
+    plan,
+    stabilized,
+    wanted,
+)
 from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_decision import SEED
 
 
@@ -75,15 +82,22 @@ def test_original_signal_is_read_as_given() -> None:
     assert controller.decide(30).band == Band(4, 6)
 
 
-@pytest.mark.parametrize("policy", ["immediate", "adaptive"])
-def test_missing_load_holds_the_fleet(policy) -> None:
+@pytest.mark.parametrize(
+    "policy, held_band",
+    [
+        ("immediate", Band(6, 8)),
+        # adaptive: the band before was [6, 6] (scale in to the min); holding keeps all 7 alive
+        ("adaptive", Band(6, 7)),
+    ],
+)
+def test_missing_load_holds_the_fleet(policy, held_band) -> None:
     controller = Controller(SEED, Policy(policy))
     assert controller.decide(0, alive=0).held  # nothing observed yet
     controller.observe(30, 12, 30)
     assert controller.decide(30, alive=0).band.min == 6
     controller.observe(60, None)
     held = controller.decide(60, alive=7)
-    assert held.held and held.estimate is None and held.band == Band(6, 8)
+    assert held.held and held.estimate is None and held.band == held_band
     controller.observe(90, 12, 30)
     assert not controller.decide(90, alive=7).held
 
@@ -115,12 +129,47 @@ def test_adaptive_asks_for_an_early_poll_as_soon_as_a_sample_calls_for_more() ->
     assert not controller.wants_more(asked, alive=8)
 
 
-def test_adaptive_steps_down_after_the_window_not_before() -> None:
-    controller = Controller(SEED, Policy())
+# The adaptive policy's constants before issue 13's tuning: a 20-minute window, half
+# a standard deviation of margin, slaves kept up to the current load's row's max.
+BEFORE = Policy(scale_in_window=20 * 60, margin=0.5, scale_in_to_min=False)
+
+
+@pytest.mark.parametrize(
+    "policy, held, scaled_in",
+    [
+        # 9 minutes: the 95th percentile of the last 10 minutes is still 12; 11: 10 minutes of quiet
+        (Policy(), 9, 11),
+        # before: held for at least 10 and 18 minutes (20-minute window), scaled in after 21
+        (BEFORE, 10, 21),
+        (BEFORE, 18, 21),
+    ],
+)
+def test_adaptive_steps_down_after_the_window_not_before(policy, held, scaled_in) -> None:
+    controller = Controller(SEED, policy)
     bands = dict(run(controller, [(0, 3600, 12), (3600, 3600 + 30 * 60, 0)], step=5))
-    assert bands[3600 + 10 * 60].min == 6  # held for at least 10 minutes
-    assert bands[3600 + 18 * 60].min == 6  # the 95th percentile of the last 20 minutes is still 12
-    assert bands[3600 + 21 * 60].min == 0  # 20 minutes of quiet: scaled in
+    assert all(bands[3600 + m * 60].min == 6 for m in range(held + 1))
+    assert bands[3600 + scaled_in * 60].min == 0
+
+
+@pytest.mark.parametrize(
+    "scale_in_to_min, steady, after_drop",
+    [
+        # at 12 req/s the row is [6, 8]: the adaptive default launches and keeps 6
+        (True, Band(6, 6), Band(2, 2)),
+        # before: 6 launched, but 7 or 8 kept when they were there; after the drop to
+        # 3 req/s ([2, 4]) up to 4 kept
+        (False, Band(6, 8), Band(2, 4)),
+    ],
+)
+def test_adaptive_scales_in_to_the_min_of_the_row_kept(scale_in_to_min, steady, after_drop) -> None:
+    controller = Controller(SEED, Policy(scale_in_to_min=scale_in_to_min))
+    bands = dict(run(controller, [(0, 3600, 12), (3600, 7200, 3)], step=5, alive=lambda band: 8))
+    assert bands[3600] == steady
+    assert bands[7200] == after_drop
+    # what the plan does with 8 slaves alive: remove down to the band's max
+    assert plan(bands[7200], [Slave(f"i-{n}", SlaveState.READY, n) for n in range(8)]).remove == tuple(
+        f"i-{n}" for n in range(7, after_drop.max - 1, -1)
+    )
 
 
 def test_adaptive_hysteresis_at_a_threshold() -> None:
