@@ -5,7 +5,7 @@
 """Each generated trace x each policy through the simulator: the table in bench/README.md.
 
 Traces come from bench/traces/gen.py (seeds 1-3 were used to tune the
-adaptive policy; report others). The load table is the seed document's,
+adaptive policy; report others, such as 11-15). The load table is the seed document's,
 polls every 0.5 min, the EC2 model at its defaults (docs/simulate.md).
 
     .venv/bin/python bench/simulate_policies.py --seeds 11,12,13,14,15 --days 7
@@ -36,6 +36,12 @@ from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_d
 
 POLICIES = (
     ("default (adaptive)", Policy(), "rate"),
+    # The adaptive default before issue 13's second tuning, for comparison.
+    (
+        "adaptive before (20 min window, 0.5 sd, keeps up to max)",
+        Policy(scale_in_window=1200, margin=0.5, scale_in_to_min=False),
+        "rate",
+    ),
     ("immediate, rate, scale_in_delay 0", Policy("immediate"), "rate"),
     ("immediate, rate, scale_in_delay 5", Policy("immediate", scale_in_delay=300), "rate"),
     ("immediate, rate, scale_in_delay 10", Policy("immediate", scale_in_delay=600), "rate"),

@@ -215,9 +215,7 @@ def _read_log(path: str, first: bytes, rest: t.BinaryIO, per_second: dict[int, i
     return state["number"], state["bad"], msgs
 
 
-def _fast_block(
-    block: bytes, cache: dict[bytes, int], state: dict[str, int], per_second: dict[int, int]
-) -> int | None:
+def _fast_block(block: bytes, cache: dict[bytes, int], state: dict[str, int], per_second: dict[int, int]) -> int | None:
     """Count a block whose every line is a good, ordered log line: its number of lines; None (nothing
     counted) otherwise.
 
