@@ -2,30 +2,27 @@
 # Copyright (c) 2026, gbrowse_aws developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""balancer_simulate: its options, checked as the command checks them, and the command's figures."""
+"""balancer_simulate's arguments: checked as the command checks them, messages that name the option or
+FILE:LINE, check mode, and the command's own figures.
+
+The replay itself is tests/unit/plugins/module_utils/test_simulate.py.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from ansible.module_utils.common.warnings import get_warning_messages
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._cli import balancer_main
 from ansible_collections.gmod.gbrowse_aws.plugins.modules import balancer_simulate
 from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_simulate import CONF
 
 
-def run_module(capsys, args: dict) -> dict:
-    """The module's JSON answer (exit_json and fail_json both exit)."""
-    with patch_module_args(args), pytest.raises(SystemExit):
-        balancer_simulate.main()
-    return json.loads(capsys.readouterr().out)
-
-
 @pytest.fixture(name="files")
 def files_fixture(tmp_path):
-    """A conf per policy and an hour of traffic at 2 req/s between quiet stretches."""
+    """A conf per policy and three quiet-busy-quiet stretches of requests per second (2 req/s while busy)."""
     for policy in ("adaptive", "immediate"):
         (tmp_path / f"{policy}.conf").write_text(CONF.format(policy=policy))
     (tmp_path / "t.csv").write_text(
@@ -34,26 +31,26 @@ def files_fixture(tmp_path):
     return tmp_path
 
 
-def test_same_figures_as_the_command(files, capsys) -> None:
+def test_same_figures_as_the_command(run, files, capsys) -> None:
     confs = [str(files / "adaptive.conf"), str(files / "immediate.conf")]
     argv = ["simulate", str(files / "t.csv"), "--json", "--seed", "3"]
     assert balancer_main(argv + [x for c in confs for x in ("--conf", c)]) == 0
     command = json.loads(capsys.readouterr().out)
-    result = run_module(capsys, {"inputs": [str(files / "t.csv")], "conf": confs, "seed": 3})
-    assert result["changed"] is False and "failed" not in result
+    out = run(balancer_simulate.main, {"inputs": [str(files / "t.csv")], "conf": confs, "seed": 3})
+    assert not out.failed and out.result["changed"] is False
     for key in ("inputs", "start", "seconds", "lines", "skipped_lines", "requests", "model", "results"):
-        assert result[key] == command[key], key
-    assert [r["name"] for r in result["results"]] == ["adaptive.conf", "immediate.conf"]
+        assert out.result[key] == command[key], key
+    assert [r["name"] for r in out.result["results"]] == ["adaptive.conf", "immediate.conf"]
 
 
-def test_check_mode_replays_too(files, capsys) -> None:
+def test_check_mode_replays_too(run, files) -> None:
     args = {"inputs": [str(files / "*.csv")], "conf": [str(files / "adaptive.conf")], "price": 1.0}
-    normal = run_module(capsys, args)
-    checked = run_module(capsys, dict(args, _ansible_check_mode=True))
-    assert checked["results"] == normal["results"] and checked["changed"] is False
-    assert normal["inputs"] == [str(files / "t.csv")]  # the glob, expanded
-    result = normal["results"][0]
-    assert result["dollars"] == pytest.approx(result["slave_hours"] * 1.0)  # price over spot_bid
+    normal = run(balancer_simulate.main, args)
+    checked = run(balancer_simulate.main, args, check_mode=True)
+    assert checked.result["results"] == normal.result["results"] and checked.result["changed"] is False
+    assert normal.result["inputs"] == [str(files / "t.csv")]  # the glob, expanded
+    figures = normal.result["results"][0]
+    assert figures["slave_hours"] > 0 and figures["dollars"] == pytest.approx(figures["slave_hours"] * 1.0)
 
 
 @pytest.mark.parametrize(
@@ -71,17 +68,31 @@ def test_check_mode_replays_too(files, capsys) -> None:
         ({"conf": []}, "conf: at least one aws_balancer.conf"),
     ],
 )
-def test_bad_options_name_the_option(files, capsys, options, message) -> None:
+def test_bad_options_name_the_option(run, files, options, message) -> None:
     args = dict({"inputs": [str(files / "t.csv")], "conf": [str(files / "adaptive.conf")]}, **options)
-    result = run_module(capsys, args)
-    assert result["failed"] and message in result["msg"]
-    assert message in result["errors"]
+    out = run(balancer_simulate.main, args)
+    assert out.refused(message) and message in out.result["errors"]
 
 
-def test_every_bad_option_at_once(files, capsys) -> None:
+def test_every_bad_option_at_once(run, files) -> None:
     args = {"inputs": [str(files / "t.csv")], "conf": [str(files / "adaptive.conf")], "pending": -1, "reclaims": 1}
-    result = run_module(capsys, args)
-    assert result["errors"] == ["pending: must be between 0 and the shortest boot", "reclaims: must be in [0, 1)"]
+    out = run(balancer_simulate.main, args)
+    assert out.result["errors"] == ["pending: must be between 0 and the shortest boot", "reclaims: must be in [0, 1)"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ({"conf": ["a.conf"]}, ["inputs"]),
+        ({"inputs": ["t.csv"]}, ["conf"]),
+        ({"inputs": ["t.csv"], "conf": ["a.conf"], "seed": "one"}, ["seed"]),
+        ({"inputs": ["t.csv"], "conf": ["a.conf"], "plot": "p.png"}, ["plot"]),
+    ],
+    ids=["inputs-required", "conf-required", "seed-an-int", "no-plot"],
+)
+def test_ansible_refuses_the_arguments_naming_them(run, args, words) -> None:
+    out = run(balancer_simulate.main, args)
+    assert out.refused(*words), out.msg
 
 
 @pytest.mark.parametrize(
@@ -92,22 +103,20 @@ def test_every_bad_option_at_once(files, capsys) -> None:
         (["bad.conf"], "adaptive.conf", "bad.conf: no line could be read as a request"),
     ],
 )
-def test_unreadable_inputs_fail_with_the_file(files, capsys, inputs, conf, message) -> None:
+def test_unreadable_inputs_fail_with_the_file(run, files, inputs, conf, message) -> None:
     (files / "bad.conf").write_text("[MASTER]\nscaling_policy = adaptive\nsomething else\n")
-    args = {"inputs": [str(files / i) for i in inputs], "conf": [str(files / conf)]}
-    result = run_module(capsys, args)
-    assert result["failed"] and message in result["msg"] and "Traceback" not in result["msg"]
+    out = run(balancer_simulate.main, {"inputs": [str(files / i) for i in inputs], "conf": [str(files / conf)]})
+    assert out.refused(message) and "Traceback" not in out.msg
 
 
-def test_bad_conf_names_the_line(files, capsys) -> None:
+def test_bad_conf_names_the_line(run, files) -> None:
     (files / "a.conf").write_text(CONF.format(policy="fastest"))
-    result = run_module(capsys, {"inputs": [str(files / "t.csv")], "conf": [str(files / "a.conf")]})
-    assert result["failed"] and "a.conf:4" in result["msg"]
+    out = run(balancer_simulate.main, {"inputs": [str(files / "t.csv")], "conf": [str(files / "a.conf")]})
+    assert out.refused("a.conf:4")
 
 
-def test_skipped_lines_are_warned(files, capsys) -> None:
+def test_skipped_lines_are_counted_and_warned(run, files) -> None:
     (files / "some-bad.csv").write_text("".join(f"{i},1\n" for i in range(200)) + "oops\n")
-    result = run_module(capsys, {"inputs": [str(files / "some-bad.csv")], "conf": [str(files / "adaptive.conf")]})
-    assert result["skipped_lines"] == 1
-    # each warning names FILE:LINE (their shape differs between ansible-core versions)
-    assert "some-bad.csv:201: expected" in json.dumps(result["warnings"])
+    out = run(balancer_simulate.main, {"inputs": [str(files / "some-bad.csv")], "conf": [str(files / "adaptive.conf")]})
+    assert out.result["skipped_lines"] == 1
+    assert any("some-bad.csv:201: expected" in w for w in get_warning_messages())
