@@ -58,6 +58,11 @@ POLICIES = ("adaptive", "immediate")
 #: Seconds between samples of Apache between polls (adaptive policy).
 SAMPLE_INTERVAL = 5.0
 
+#: Seconds between readiness checks of booting slaves between polls (the daemon's
+#: loop; the simulator models it): with a check's own 2 s timeout a slave joins
+#: the farm within 5 s of answering.
+JOIN_INTERVAL = 2.5
+
 # The adaptive constants below were tuned on bench/traces/gen.py's seeds 1-3
 # and reported on held-out seeds (bench/README.md, "Scaling policies").
 

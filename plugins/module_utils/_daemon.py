@@ -28,7 +28,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SAMPLE_INTERVAL, Controller, Policy
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import JOIN_INTERVAL, SAMPLE_INTERVAL, Controller, Policy
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _decision as dec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, Plan
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
@@ -47,10 +47,6 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm impor
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
 
 LOG = logging.getLogger("gbrowse_aws.balancer")
-
-#: Seconds between readiness checks of booting slaves between polls: with a
-#: check's own timeout (2 s) a slave joins the farm within 5 s of answering.
-JOIN_INTERVAL = 2.5
 
 # --------------------------------------------------------------------------
 # logging, sd_notify, signals

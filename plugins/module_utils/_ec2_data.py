@@ -399,7 +399,7 @@ def fleet_errors(answer: t.Mapping[str, t.Any]) -> tuple[tuple[str, str], ...]:
 def template_vanished(answer: t.Mapping[str, t.Any]) -> bool:
     """CreateFleet launched nothing because the launch template it names is gone (deleted by hand?)."""
     launched = any(group.get("InstanceIds") for group in answer.get("Instances") or ())
-    return not launched and any(code in LAUNCH_TEMPLATE.stale_reference for code, _ in fleet_errors(answer))
+    return not launched and any(code in LAUNCH_TEMPLATE.stale_reference for code, dummy in fleet_errors(answer))
 
 
 def launch_result(count: int, answer: t.Mapping[str, t.Any]) -> LaunchResult:

@@ -48,9 +48,22 @@ import sys
 import typing as t
 from dataclasses import asdict, dataclass, field
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SAMPLE_INTERVAL, Controller, Policy
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, Slave, SlaveState
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import plan as make_plan
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import (
+    JOIN_INTERVAL,
+    SAMPLE_INTERVAL,
+    Controller,
+    Policy,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
+    FleetSnapshot,
+    LoadRow,
+    PollSettings,
+    Slave,
+    SlaveState,
+    counted,
+    decide,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import alive as count_alive
 
 #: Longest trace replayed, seconds (per-second lists: 92 days is ~8 M entries).
 MAX_SPAN = 92 * 86400
@@ -403,6 +416,7 @@ class _SimSlave:
     answers: float | None  # None: never answers
     reclaim: float
     ready: float | None = None
+    left: float | None = None  # left the farm to drain (drain_time): no longer serves
     ended: float | None = None
     why: str = ""  # balancer | unready | reclaim | end
 
@@ -503,9 +517,12 @@ def simulate(
     price: float = 0.08,
     name: str = "",
     keep_series: bool = False,
-    join_between_polls: bool = False,
+    join_between_polls: bool = True,
+    drain_time: float = 0.0,
 ) -> Result:
-    """Replay ``trace`` through the controller and the plan against ``model``."""
+    """Replay ``trace`` through the controller and the daemon's poll decision (:func:`._decision.decide`)
+    against ``model``. ``join_between_polls``: a slave joins the farm within JOIN_INTERVAL s of answering,
+    as the daemon does (False: at the next poll, as it did before)."""
     model = model or Model()
     if signal not in ("rate", "reqpersec"):
         raise InputError(f"load_signal = {signal} cannot be simulated from request counts (rate or reqpersec can)")
@@ -519,6 +536,8 @@ def simulate(
         prefix[i + 1] = running_total
 
     controller = Controller(table, policy)
+    settings = PollSettings(max_launch=max_launch, drain_time=drain_time)
+    draining: dict[str, float] = {}
     step = SAMPLE_INTERVAL if policy.samples_between_polls else poll_interval
     step = min(step, poll_interval)
     fleet: list[_SimSlave] = []
@@ -544,15 +563,11 @@ def simulate(
             value = prefix[int(now)] / now  # Apache's lifetime average since the trace began
         controller.observe(now, value, interval)
         last_sample = now
-        if join_between_polls:
-            for s in fleet:
-                if s.ready is None and s.answers is not None and s.answers <= now and s.reclaim > now:
-                    s.ready = now
         due = now + 1e-9 >= next_poll
         if due or controller.wants_more(now, alive_count):
             if due:
                 next_poll += poll_interval
-            # The fleet at this poll.
+            # The fleet at this poll, as FleetView.observe() would see it.
             alive: list[_SimSlave] = []
             for s in fleet:
                 if s.reclaim <= now:
@@ -560,39 +575,46 @@ def simulate(
                     done.append(s)
                     continue
                 if s.ready is None and s.answers is not None and s.answers <= now:
-                    s.ready = now  # joins the farm at the poll after it answers
+                    # Joins at the poll after it answers, or (as the daemon does) within seconds.
+                    s.ready = min(now, s.answers + JOIN_INTERVAL) if join_between_polls else now
                 alive.append(s)
-            expired = [s for s in alive if s.ready is None and now - s.launched > ready_timeout]
-            for s in expired:
-                s.ended, s.why = now, "unready"
-                done.append(s)
-            alive = [s for s in alive if s.ended is None]
-            view = [
-                Slave(
-                    s.id,
-                    (
-                        SlaveState.READY
-                        if s.ready is not None
-                        else SlaveState.PENDING if now < s.running else SlaveState.BOOTING
-                    ),
-                    s.launched,
-                )
-                for s in alive
-            ]
-            decision = controller.decide(now, len(alive))
-            todo = make_plan(decision.band, view, max_launch)
-            if todo.remove:
-                going = set(todo.remove)
+            expired = {s.id for s in alive if s.ready is None and now - s.launched > ready_timeout}
+            snapshot = FleetSnapshot(
+                slaves=tuple(
+                    Slave(
+                        s.id,
+                        (
+                            SlaveState.GOING
+                            if s.id in expired
+                            else SlaveState.READY
+                            if s.ready is not None
+                            else SlaveState.PENDING if now < s.running else SlaveState.BOOTING
+                        ),
+                        s.launched,
+                    )
+                    for s in alive
+                ),
+                addresses={s.id: s.id for s in alive},
+                expired=tuple(sorted(expired)),
+            )
+            decision = controller.decide(now, count_alive(counted(snapshot, draining)))
+            actions = decide(snapshot, decision.band, settings, now, draining)
+            draining = dict(actions.draining)
+            for s in alive:
+                if s.id in draining and s.left is None:
+                    s.left = now  # out of the farm: no longer serves, still billed
+            if actions.terminate:
+                going = set(actions.terminate)
                 for s in alive:
                     if s.id in going:
-                        s.ended, s.why = now, "balancer"
+                        s.ended, s.why = now, "unready" if s.id in expired else "balancer"
                         done.append(s)
                 alive = [s for s in alive if s.ended is None]
-            if todo.launch:
+            if actions.launch:
                 if rng.random() < model.launch_failure:
                     launch_failures += 1
                 else:
-                    for dummy in range(todo.launch):
+                    for dummy in range(actions.launch):
                         serial += 1
                         boot = rng.uniform(model.boot_min, model.boot_max)
                         answers = None if rng.random() < model.never_ready else now + boot
@@ -600,7 +622,7 @@ def simulate(
                         running = now + min(model.pending, boot)
                         alive.append(_SimSlave(f"i-{serial:08x}", now, running, answers, running + life))
             fleet = alive
-            alive_count = len(alive)
+            alive_count = sum(1 for s in alive if s.id not in draining)
             if keep_series:
                 series["time"].append(now)
                 series["measured"].append(decision.estimate if decision.estimate is not None else float("nan"))
@@ -623,9 +645,10 @@ def simulate(
         end = t.cast(float, s.ended)
         if end > s.running:
             billed += max(60.0, end - s.running)
-        if s.ready is not None and end > s.ready:
+        served_until = end if s.left is None else min(end, s.left)
+        if s.ready is not None and served_until > s.ready:
             ready_delta[min(seconds, math.ceil(s.ready))] += 1
-            ready_delta[min(seconds, math.ceil(end))] -= 1
+            ready_delta[min(seconds, math.ceil(served_until))] -= 1
         if s.why == "balancer" and end - s.launched < FLAP_AGE:
             flaps += 1
         if s.why == "reclaim":
@@ -850,6 +873,7 @@ def replay(
             model=model,
             max_launch=conf.master.max_launch_per_poll,
             ready_timeout=conf.slave.ready_timeout * 60,
+            drain_time=conf.slave.drain_time,
             price=conf.slave.spot_bid if price is None else price,
             name=os.path.basename(path) if unique else path,
             keep_series=keep_series,

@@ -121,7 +121,8 @@ def test_instance_of_a_bare_answer() -> None:
 
 
 def test_fleet_of_keeps_ours_not_terminated_oldest_first() -> None:
-    def raw(iid: str, minutes: int, tags: list[dict[str, str]] = OURS, state: str = "running") -> dict[str, t.Any]:
+    def raw(iid: str, minutes: int, tags: list[dict[str, str]] | None = None, state: str = "running") -> dict[str, t.Any]:
+        tags = OURS if tags is None else tags
         when = WHEN + datetime.timedelta(minutes=minutes)
         return {"InstanceId": iid, "State": {"Name": state}, "LaunchTime": when, "Tags": tags}
 
@@ -283,7 +284,7 @@ def test_launch_result_partial_launch_is_no_error() -> None:
 def test_launch_result_without_instances_raises(errors: list[tuple[str, str]], cls: type, code: str) -> None:
     with pytest.raises(EC2Error) as caught:
         launch_result(2, _answer(errors=errors))
-    assert type(caught.value) is cls
+    assert type(caught.value) is cls  # pylint: disable=unidiomatic-typecheck  # exactly, not a subclass
     assert caught.value.code == code
     assert str(caught.value).startswith("Failed to launch 2 slave(s): ")
     if cls is CapacityError:

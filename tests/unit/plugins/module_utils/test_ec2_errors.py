@@ -128,7 +128,7 @@ def test_union_of_codes() -> None:
 )
 def test_api_error_names_the_action_and_is_a_capacity_error_when_it_is_one(code: str, cls: type) -> None:
     exc = api_error("launch 2 slave(s)", code, "the message")
-    assert type(exc) is cls
+    assert type(exc) is cls  # pylint: disable=unidiomatic-typecheck  # exactly, not a subclass
     assert str(exc) == f"Failed to launch 2 slave(s): {code}: the message"
     assert exc.code == code
     assert exc.capacity == (cls is CapacityError)

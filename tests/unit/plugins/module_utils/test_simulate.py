@@ -168,6 +168,23 @@ def test_a_step_up_is_under_provisioned_for_detection_plus_boot() -> None:
     assert result.flaps_per_day == 0
 
 
+def test_drain_time_is_billed_and_the_draining_slave_does_not_serve() -> None:
+    """The daemon's decide() runs in the replay: a scaled-in slave drains drain_time s, billed, out of the farm."""
+    trace = Trace(0, [0] * 600 + [2] * 1800 + [0] * 600)
+    plain = simulate(trace, ONE, Policy("immediate"), model=EXACT)
+    drained = simulate(trace, ONE, Policy("immediate"), model=EXACT, drain_time=60)
+    assert drained.slave_hours == pytest.approx(plain.slave_hours + 60 / 3600)
+    assert drained.under_provisioned == plain.under_provisioned
+
+
+def test_a_slave_that_answers_between_polls_joins_within_seconds() -> None:
+    # 10-minute polls: launched at 600 (the poll that first sees load), answering at 660.
+    trace = Trace(0, [2] * 3000)
+    now = simulate(trace, ONE, Policy("immediate"), model=EXACT, poll_interval=600)
+    late = simulate(trace, ONE, Policy("immediate"), model=EXACT, poll_interval=600, join_between_polls=False)
+    assert late.under_provisioned - now.under_provisioned == pytest.approx((1200 - 660) / 3000, abs=5 / 3000)
+
+
 def test_a_slave_removed_within_ten_minutes_is_a_flap() -> None:
     trace = Trace(0, [0] * 600 + [2] * 240 + [0] * 2160)
     result = simulate(trace, ONE, Policy("immediate"), model=EXACT)
