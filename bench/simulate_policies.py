@@ -53,6 +53,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--seeds", default="11,12,13,14,15")
     p.add_argument("--days", type=int, default=7)
+    p.add_argument("--drain-time", type=float, default=60.0, help="[SLAVE] drain_time, seconds (the default conf's 60)")
     args = p.parse_args()
     print("| trace | policy | slave-hours | vs oracle | under-provisioned | flaps/day | launches/day |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -61,28 +62,33 @@ def main() -> int:
     for seed in (int(s) for s in args.seeds.split(",")):
         trace = Trace(gen.START, [int(x) for x in gen.generate(seed, args.days)])
         results = [
-            (name, simulate(trace, SEED_TABLE, policy, signal=signal, name=name)) for name, policy, signal in POLICIES
+            (name, simulate(trace, SEED_TABLE, policy, signal=signal, name=name, drain_time=args.drain_time))
+            for name, policy, signal in POLICIES
         ]
         results.append(("static fleet for the p99 load", static_fleet(trace, SEED_TABLE, 0.99)))
         oracle = results[0][1].oracle_slave_hours
+        sid10 = dict(results)["immediate, rate, scale_in_delay 10"].slave_hours
         for name, r in results:
             print(
                 f"| {seed} | {name} | {r.slave_hours:.0f} | {r.vs_oracle:.2f}x | {r.under_provisioned * 100:.2f} % "
                 f"| {r.flaps_per_day:.1f} | {r.launches_per_day:.1f} |",
                 flush=True,
             )
-            summary.setdefault(name, []).append((r.vs_oracle, r.under_provisioned * 100, r.flaps_per_day))
+            summary.setdefault(name, []).append(
+                (r.vs_oracle, r.under_provisioned * 100, r.flaps_per_day, r.slave_hours / sid10)
+            )
         print(f"| {seed} | oracle | {oracle:.0f} | 1.00x | 0 % | 0 | |", flush=True)
     print()
-    print("| policy | vs oracle (mean, worst) | under-provisioned (mean, worst) | flaps/day (mean, worst) |")
-    print("| --- | ---: | ---: | ---: |")
+    print(
+        "| policy | vs oracle (mean, worst) | vs scale_in_delay 10 (mean, worst) "
+        "| under-provisioned (mean, worst) | flaps/day (mean, worst) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, rows in summary.items():
-        cost = [r[0] for r in rows]
-        under = [r[1] for r in rows]
-        flaps = [r[2] for r in rows]
+        cost, under, flaps, rel = ([r[i] for r in rows] for i in range(4))
         print(
-            f"| {name} | {sum(cost) / len(cost):.2f}x, {max(cost):.2f}x | {sum(under) / len(under):.2f} %, "
-            f"{max(under):.2f} % | {sum(flaps) / len(flaps):.1f}, {max(flaps):.1f} |"
+            f"| {name} | {sum(cost) / len(cost):.2f}x, {max(cost):.2f}x | {sum(rel) / len(rel):.3f}, {max(rel):.3f} "
+            f"| {sum(under) / len(under):.2f} %, {max(under):.2f} % | {sum(flaps) / len(flaps):.1f}, {max(flaps):.1f} |"
         )
     print(f"\n({time.time() - started:.0f} s)", file=sys.stderr)
     return 0
