@@ -511,9 +511,9 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             try:
                 new = load_conf(args.conf)
             except ConfError as exc:
-                log.error("SIGHUP: %s is broken; keeping the running configuration:\n%s", args.conf, exc)
+                log.error("%s is broken; keeping the running configuration:\n%s", args.conf, exc)
                 return None
-            log.info("SIGHUP: reloaded %s", args.conf)
+            log.info("Reloaded %s", args.conf)
             return new
 
         if startup:

@@ -26,7 +26,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings, data_generation
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._lines import canonical_section, raw_lines, split_lines
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url
@@ -99,6 +99,7 @@ class SlaveConf:
     ready_timeout: float = 5.0  # minutes
     ready_misses: int = 3  # consecutive slow readiness checks before a ready slave leaves the farm
     drain_time: float = 60.0  # seconds a scaled-in slave stays up after it left the farm
+    refresh_batch: int = 1  # slaves replaced at a time after image_id or data_snapshots changed; 0: never
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,11 @@ class BalancerConf:
     def poll_settings(self) -> PollSettings:
         """What of this conf the poll's decision (:func:`._decision.decide`) reads."""
         return PollSettings(
-            ports=self.slave.ports, max_launch=self.master.max_launch_per_poll, drain_time=self.slave.drain_time
+            ports=self.slave.ports,
+            max_launch=self.master.max_launch_per_poll,
+            drain_time=self.slave.drain_time,
+            generation=data_generation(self.slave.image_id, self.slave.data_snapshots),
+            refresh_batch=self.slave.refresh_batch,
         )
 
 
@@ -338,6 +343,7 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         # Longer than GBrowse's longest render: a request that read the farm
         # before the slave left it still gets its answer.
         _Key("drain_time", "drain_time", _between(0, 3600, "seconds")),
+        _Key("refresh_batch", "refresh_batch", _between(0, MAX_SLAVES, whole=True)),
     ),
 }
 
@@ -734,6 +740,7 @@ _UNITS = {
     "ready_timeout": "minutes",
     "ready_misses": "slow readiness checks in a row",
     "drain_time": "seconds",
+    "refresh_batch": "slaves at a time",
 }
 
 

@@ -25,7 +25,7 @@ import signal
 import socket
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import JOIN_INTERVAL, SAMPLE_INTERVAL, Controller, Policy
@@ -180,6 +180,10 @@ class PollReport:
     dry_run: bool
     publish_error: str | None = None  # set while the render farm cannot be published: the fleet is held
     at: float = 0.0  # when the poll ran, seconds since the epoch
+    generation: str | None = None  # the data generation slaves should run
+    stale: list[str] = field(default_factory=list)  # slaves that do not run it yet
+    refresh: list[str] = field(default_factory=list)  # stale slaves retired this poll
+    refresh_launch: int = 0  # slaves launched this poll to replace stale ones
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
@@ -198,7 +202,11 @@ class PollReport:
                 "launch": self.plan.launch,
                 "remove": list(self.plan.remove),
                 "replace_unready": self.expired,
+                "refresh": self.refresh,
+                "refresh_launch": self.refresh_launch,
             },
+            "generation": self.generation,
+            "stale": self.stale,
             "renderfarm": self.renderers,
             "launched": self.launched,
             "errors": self.errors,
@@ -362,6 +370,10 @@ class Balancer:
             dry_run=self.dry_run,
             publish_error=None if self.dry_run else self.publish_error,
             at=now,
+            generation=self.settings.generation,
+            stale=list(actions.stale),
+            refresh=list(actions.refresh),
+            refresh_launch=actions.refresh_launch,
         )
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
         # and what changed (ready, lost, launched, terminated) at 2.
@@ -386,6 +398,23 @@ class Balancer:
 
     def _act(self, fleet: dec.FleetSnapshot, actions: dec.Actions) -> None:
         """Start the drains and terminate what goes (the render farm no longer lists either)."""
+        generations = {s.id: s.generation for s in fleet.slaves}
+        for iid in actions.refresh:
+            LOG.info(
+                "Slave %s at %s has old data: replaced, data generation %s -> %s (%d with old data left)",
+                iid,
+                fleet.addresses.get(iid),
+                generations.get(iid) or "untagged",
+                self.settings.generation,
+                len(actions.stale) - len(actions.refresh),
+            )
+        if actions.refresh_launch:
+            LOG.info(
+                "Launching %d slave(s) with data generation %s to replace %d with older data",
+                actions.refresh_launch,
+                self.settings.generation,
+                len(actions.stale),
+            )
         for iid in actions.drain:
             LOG.info(
                 "Slave %s at %s is out of the render farm: terminating it in %.0f s (drain_time)",
@@ -428,7 +457,7 @@ class Balancer:
             errors.append(f"{code}: {message}")
         if result.instance_ids:
             LOG.info("Launched %s", " ".join(result.instance_ids))
-            self.fleet.launched_now(result.instance_ids, self.clock())
+            self.fleet.launched_now(result.instance_ids, self.clock(), self.settings.generation)
         return list(result.instance_ids)
 
     def publish(self, renderers: t.Sequence[str], launching: bool = False) -> str | None:
@@ -497,6 +526,19 @@ def run_reload_command(command: str) -> str | None:
     return None
 
 
+def conf_identity(path: str) -> tuple[int, ...] | None:
+    """What tells that the conf file changed: device, inode, size, modification time; None when it cannot be stat'ed.
+
+    An atomic replace (balancer_conf, the sync) changes the inode; an edit in
+    place, the size or the time. Cheap enough to check before every poll.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def run(
     balancer: Balancer,
     *,
@@ -520,17 +562,24 @@ def run(
     balancer.sample()  # baseline: the first rate needs two readings
     next_poll = monotonic() + balancer.conf.master.poll_interval * 60
     next_sample = next_join = monotonic() + SAMPLE_INTERVAL
+    watched = conf_identity(balancer.conf.path)
+
+    def reload() -> None:
+        nonlocal next_poll, watched
+        watched = conf_identity(balancer.conf.path)
+        notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(monotonic() * 1_000_000)}")
+        conf = reload_conf()
+        if conf is not None and balancer.replace_conf(conf):
+            balancer.sample()
+            next_poll = monotonic() + conf.master.poll_interval * 60
+        notifier.send("READY=1")
+
     while True:
         early = False
         while not signals.stop:
             if signals.reload:
                 signals.reload = False
-                notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(monotonic() * 1_000_000)}")
-                conf = reload_conf()
-                if conf is not None and balancer.replace_conf(conf):
-                    balancer.sample()
-                    next_poll = monotonic() + conf.master.poll_interval * 60
-                notifier.send("READY=1")
+                reload()
             remaining = next_poll - monotonic()
             if remaining <= 0:
                 break
@@ -555,6 +604,11 @@ def run(
             break
         if not early:
             next_poll += balancer.conf.master.poll_interval * 60
+        if conf_identity(balancer.conf.path) != watched:
+            # Edited without a SIGHUP (a sync's playbook cannot signal a balancer started by
+            # hand): reloaded as on SIGHUP, once per change, so new data reaches the farm anyway.
+            LOG.info("%s changed: reloading it", balancer.conf.path)
+            reload()
         next_sample = monotonic() + SAMPLE_INTERVAL
         try:
             report = balancer.poll()

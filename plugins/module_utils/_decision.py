@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
+import json
 import typing as t
 from dataclasses import dataclass, field
 
@@ -85,6 +87,7 @@ class Slave:
     id: str
     state: SlaveState
     launched: float = 0.0  # launch time, seconds since the epoch
+    generation: str | None = None  # the data generation it was launched with (its tag); None: untagged
 
 
 @dataclass(frozen=True)
@@ -109,15 +112,18 @@ def counts(fleet: t.Iterable[Slave]) -> dict[str, int]:
     return result
 
 
-def plan(band: Band, fleet: t.Sequence[Slave], max_launch: int | None = None) -> Plan:
+def plan(
+    band: Band, fleet: t.Sequence[Slave], max_launch: int | None = None, first: t.Collection[str] = ()
+) -> Plan:
     """Keep the fleet in ``band``.
 
     Slaves that are going away do not count. Below ``band.min`` launch the
     difference (at most ``max_launch`` in one poll when given); above
     ``band.max`` remove the difference: pending before booting before ready,
     and among each, the newest first (the oldest have proven themselves, and
-    the newest are the least likely to be serving a request). Inside the band
-    do nothing: that band is the hysteresis.
+    the newest are the least likely to be serving a request), except that the
+    ids in ``first`` (stale data, see :func:`refresh`) go before the others
+    of their state. Inside the band do nothing: that band is the hysteresis.
     """
     if band.min < 0 or band.max < band.min:
         raise ValueError(f"invalid band [{band.min}, {band.max}]")
@@ -134,7 +140,7 @@ def plan(band: Band, fleet: t.Sequence[Slave], max_launch: int | None = None) ->
         rank = {state: i for i, state in enumerate(REMOVAL_ORDER)}
         # Newest first within a state: sort by (state rank, -launched, id) so
         # the order is total and the plan is deterministic.
-        ordered = sorted(alive, key=lambda s: (rank[s.state], -s.launched, s.id))
+        ordered = sorted(alive, key=lambda s: (rank[s.state], s.id not in first, -s.launched, s.id))
         victims = tuple(s.id for s in ordered[: current - band.max])
         return Plan(band=band, current=current, remove=victims)
     return Plan(band=band, current=current)
@@ -158,6 +164,104 @@ def stabilized(band: Band, history: t.Iterable[tuple[float, Band]], now: float, 
 
 
 # --------------------------------------------------------------------------
+# fresh data: slaves launched with an older image or older data snapshots
+
+
+def data_generation(image_id: str | None, data_snapshots: t.Sequence[str]) -> str:
+    """A short digest of what a slave is launched with: ``[SLAVE] image_id`` and ``data_snapshots``, in order.
+
+    Each slave is tagged with it at launch (``gbrowse-aws:data-generation``),
+    so after a sync the balancer tells the slaves with the old data from the
+    fresh ones by their tags alone: a restarted balancer carries on a refresh.
+    12 hex digits: a label for logs and tags, not a security boundary.
+    """
+    text = json.dumps([image_id or "", list(data_snapshots)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def stale(slaves: t.Iterable[Slave], generation: str | None) -> tuple[str, ...]:
+    """The slaves that count but do not run ``generation``; none when there is no generation to run.
+
+    An untagged slave (launched by a balancer older than the refresh) is
+    stale: nothing says what data it has, and replacing it once is cheaper
+    than serving old data for good.
+    """
+    if not generation:
+        return ()
+    return tuple(s.id for s in slaves if s.state is not SlaveState.GOING and s.generation != generation)
+
+
+def refresh_band(band: Band, stale_count: int, batch: int) -> Band:
+    """The band while stale slaves are replaced: room for one batch above ``band.min``.
+
+    A band narrower than the batch (``min == max``: a fixed-size farm) could
+    replace no slave without dropping below min, so its max is raised to
+    ``min + batch`` (at most one per stale slave) until no stale slave is
+    left. A band with max 0 wants no slave at all: nothing is replaced.
+    """
+    if stale_count <= 0 or batch <= 0 or band.max == 0:
+        return band
+    return Band(band.min, max(band.max, band.min + min(batch, stale_count)))
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """The refresh's step in one poll: ``retire`` stale slaves, or ``launch`` fresh ones (never both)."""
+
+    stale: tuple[str, ...] = ()  # every stale slave that counts, before this step
+    retire: tuple[str, ...] = ()
+    launch: int = 0
+
+
+def refresh(band: Band, slaves: t.Sequence[Slave], settings: PollSettings) -> Refresh:
+    """Replace the slaves not running ``settings.generation``, ``refresh_batch`` at a time.
+
+    ``band`` is the refresh's (:func:`refresh_band`) and the fleet is inside
+    it: the plan has nothing to do this poll. Nothing happens while fresh
+    slaves are on their way (pending, booting): at most a batch is. Then one
+    step, the first that applies:
+
+    1. stale slaves that are not ready go (they serve nothing), newest first;
+    2. stale ready slaves go, oldest first, while the ready slaves left are
+       at least ``band.min`` — once a fresh slave is ready to take over, or
+       when the fleet is at the band's max (no room to launch first);
+    3. fresh slaves are launched into the room under the band's max: at most
+       a batch, one per stale slave, ``max_launch`` per poll.
+
+    So the slaves the band's min needs are replaced launch first and the
+    ready count never drops below min; a new image or snapshot whose slaves
+    never become ready costs no ready stale slave unless the fleet is at its
+    max. Stale slaves above the min may go without a replacement: the band
+    says min is enough. Each step ends a poll; the next poll sees its effect.
+    """
+    old = stale(slaves, settings.generation)
+    batch = settings.refresh_batch
+    if not old or batch <= 0:
+        return Refresh(stale=old)
+    alive_slaves = [s for s in slaves if s.state is not SlaveState.GOING]
+    on_the_way = [s for s in alive_slaves if s.id not in old and s.state is not SlaveState.READY]
+    if on_the_way:
+        return Refresh(stale=old)
+    is_old = set(old)
+    unready = sorted(
+        (s for s in alive_slaves if s.id in is_old and s.state is not SlaveState.READY),
+        key=lambda s: (-s.launched, s.id),
+    )
+    if unready:
+        return Refresh(stale=old, retire=tuple(s.id for s in unready[:batch]))
+    ready = [s for s in alive_slaves if s.state is SlaveState.READY]
+    fresh_ready = [s for s in ready if s.id not in is_old]
+    spare = len(ready) - band.min
+    if spare > 0 and (fresh_ready or len(alive_slaves) >= band.max):
+        oldest = sorted((s for s in ready if s.id in is_old), key=lambda s: (s.launched, s.id))
+        return Refresh(stale=old, retire=tuple(s.id for s in oldest[: min(batch, spare)]))
+    launch = min(batch, len(old), band.max - len(alive_slaves))
+    if settings.max_launch is not None:
+        launch = min(launch, settings.max_launch)
+    return Refresh(stale=old, launch=max(launch, 0))
+
+
+# --------------------------------------------------------------------------
 # the poll: (fleet snapshot, band, settings, now) -> actions
 
 
@@ -168,6 +272,8 @@ class PollSettings:
     ports: tuple[int, ...] = ()  # each ready slave is one renderer per port
     max_launch: int | None = None  # at most this many launches in one poll
     drain_time: float = 0.0  # seconds a scaled-in ready slave stays out of the farm before it is terminated
+    generation: str | None = None  # the data generation slaves should run (data_generation()); None: no refresh
+    refresh_batch: int = 1  # at most this many slaves replaced at a time for new data; 0: never replaced
 
 
 @dataclass(frozen=True)
@@ -218,6 +324,9 @@ class Actions:
     expired: tuple[str, ...] = ()
     draining: t.Mapping[str, float] = field(default_factory=dict)
     kept: t.Mapping[str, float] = field(default_factory=dict)
+    stale: tuple[str, ...] = ()  # slaves not running the current data generation (refresh())
+    refresh: tuple[str, ...] = ()  # stale slaves retired this poll (also in terminate or drain)
+    refresh_launch: int = 0  # of ``launch``, how many replace stale slaves
 
     def hold(self) -> Actions:
         """The same poll with nothing launched, terminated or drained (the render farm could not be published)."""
@@ -229,6 +338,8 @@ class Actions:
             drain=(),
             expired=(),
             draining=self.kept,
+            refresh=(),
+            refresh_launch=0,
         )
 
 
@@ -255,11 +366,18 @@ def decide(
     drains (out of the farm now, terminated ``drain_time`` later); one that
     never served (pending, booting) goes at once, and so do slaves not ready
     within their ready time (``fleet.expired``), which the next poll replaces.
-    Draining slaves no longer described are forgotten.
+    Draining slaves no longer described are forgotten. Slaves with data
+    older than ``settings.generation`` go first when the fleet shrinks and,
+    inside the band, are replaced a batch at a time (:func:`refresh`).
     """
     kept = {i: at for i, at in (draining or {}).items() if i in fleet.addresses}
     slaves = counted(fleet, kept)
-    decided = plan(band, slaves, settings.max_launch)
+    old = stale(slaves, settings.generation)
+    ceiling = refresh_band(band, len(old), settings.refresh_batch)
+    decided = plan(ceiling, slaves, settings.max_launch, first=old)
+    refreshed = refresh(ceiling, slaves, settings) if decided.idle else Refresh(stale=old)
+    if refreshed.retire or refreshed.launch:
+        decided = dataclasses.replace(decided, launch=refreshed.launch, remove=refreshed.retire)
     ready = {s.id for s in slaves if s.state is SlaveState.READY}
     drain = tuple(i for i in decided.remove if settings.drain_time > 0 and i in ready)
     drained = tuple(i for i, since in sorted(kept.items()) if now - since >= settings.drain_time)
@@ -280,4 +398,7 @@ def decide(
         expired=fleet.expired,
         draining=after,
         kept=kept,
+        stale=old,
+        refresh=refreshed.retire,
+        refresh_launch=refreshed.launch,
     )

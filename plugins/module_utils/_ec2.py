@@ -60,6 +60,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import 
     BALANCER_ID_PATTERN,
     BALANCER_TAG,
     FLEET_STATES,
+    GENERATION_TAG,
     Image,
     Instance,
     LaunchResult,
@@ -92,6 +93,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_H
 __all__ = [  # the facade's vocabulary, re-exported for its callers
     "BALANCER_TAG",
     "EC2",
+    "GENERATION_TAG",
     "CapacityError",
     "EC2Error",
     "Image",

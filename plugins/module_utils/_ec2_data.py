@@ -34,6 +34,9 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_errors impor
 )
 
 BALANCER_TAG = "gbrowse-aws:balancer-id"
+#: The data generation a slave was launched with (_decision.data_generation): after a sync the
+#: balancer replaces the slaves whose tag differs (or is missing) by reading tags alone.
+GENERATION_TAG = "gbrowse-aws:data-generation"
 NAME_TAG_VALUE = "GBrowse Slave"
 
 #: What a balancer id may look like: it becomes part of resource names
@@ -110,6 +113,7 @@ class LaunchSpec:
     data_snapshots: tuple[str, ...] = ()
     user_data: str | None = None  # None: start the slave on ``ports`` (see default_user_data)
     databases: str | None = None  # the master's databases directory, for default_user_data
+    generation: str | None = None  # tagged on the slaves and their volumes as GENERATION_TAG
 
 
 @dataclass(frozen=True)
@@ -320,13 +324,16 @@ def subnet_of(raw: t.Mapping[str, t.Any]) -> Subnet:
 def template_data(spec: LaunchSpec, image: Image, balancer_id: str) -> dict[str, t.Any]:
     """The launch template data for ``spec`` (``image`` is its resolved ``image_id``)."""
     user_data = spec.user_data if spec.user_data is not None else default_user_data(spec.ports, spec.databases)
+    tags = our_tags(balancer_id)
+    if spec.generation:
+        tags.append({"Key": GENERATION_TAG, "Value": spec.generation})
     data: dict[str, t.Any] = {
         "ImageId": image.id,
         "BlockDeviceMappings": block_device_mappings(image, spec.data_snapshots),
         "UserData": base64.b64encode(user_data.encode("utf-8")).decode("ascii"),
         "TagSpecifications": [
-            {"ResourceType": "instance", "Tags": our_tags(balancer_id)},
-            {"ResourceType": "volume", "Tags": our_tags(balancer_id)},
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": list(tags)},
         ],
     }
     if spec.security_group_ids:

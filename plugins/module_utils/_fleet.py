@@ -19,8 +19,19 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import BalancerConf
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import FleetSnapshot, Slave, SlaveState
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, EC2Error, Instance, LaunchSpec
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
+    FleetSnapshot,
+    Slave,
+    SlaveState,
+    data_generation,
+)
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
+    EC2,
+    GENERATION_TAG,
+    EC2Error,
+    Instance,
+    LaunchSpec,
+)
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 
 #: EC2 states in which an instance still counts (and is still billed).
@@ -157,7 +168,7 @@ class Readiness:
                 if now - since > ready_timeout:
                     expired.append(inst.id)
                     state = SlaveState.GOING
-            slaves.append(Slave(inst.id, state, inst.launched))
+            slaves.append(Slave(inst.id, state, inst.launched, inst.tags.get(GENERATION_TAG)))
         return slaves, expired
 
 
@@ -188,6 +199,7 @@ class FleetView:
     master: Master
     readiness: Readiness = field(default_factory=Readiness)
     launched: dict[str, float] = field(default_factory=dict)  # id -> when CreateFleet returned it
+    generations: dict[str, str | None] = field(default_factory=dict)  # launched id -> its data generation
     terminated: dict[str, float] = field(default_factory=dict)  # id -> when we terminated it
     last: FleetSnapshot | None = None  # the last look, brought up to date by join()
     looked: float = 0.0  # when the fleet was last described
@@ -207,13 +219,19 @@ class FleetView:
         seen = {i.id for i in instances}
         for iid in seen & set(self.launched):
             del self.launched[iid]
+        for iid in set(self.generations) - set(self.launched):
+            del self.generations[iid]
         counted = tuple(i for i in instances if i.id not in self.terminated)
         gained, lost = self.readiness.update(
             counted, addresses, self.conf.slave.ports[0], now, self.conf.slave.ready_misses
         )
         slaves, expired = self.readiness.classify(counted, now, self.conf.slave.ready_timeout * 60)
-        slaves += [Slave(i.id, SlaveState.GOING, i.launched) for i in instances if i.id in self.terminated]
-        slaves += [Slave(iid, SlaveState.PENDING, at) for iid, at in self.launched.items()]
+        slaves += [
+            Slave(i.id, SlaveState.GOING, i.launched, i.tags.get(GENERATION_TAG))
+            for i in instances
+            if i.id in self.terminated
+        ]
+        slaves += [Slave(iid, SlaveState.PENDING, at, self.generations.get(iid)) for iid, at in self.launched.items()]
         self.last = FleetSnapshot(
             slaves=tuple(slaves),
             addresses=addresses,
@@ -261,8 +279,11 @@ class FleetView:
         self.last = dataclasses.replace(last, slaves=slaves, gained=tuple(gained), lost=(), slow=())
         return self.last
 
-    def launched_now(self, instance_ids: t.Iterable[str], now: float) -> None:
-        self.launched.update(dict.fromkeys(instance_ids, now))
+    def launched_now(self, instance_ids: t.Iterable[str], now: float, generation: str | None = None) -> None:
+        """Remember a launch until DescribeInstances shows it (``generation``: the data it was launched with)."""
+        ids = list(instance_ids)
+        self.launched.update(dict.fromkeys(ids, now))
+        self.generations.update(dict.fromkeys(ids, generation))
 
     def terminated_now(self, instance_ids: t.Iterable[str], now: float) -> None:
         self.terminated.update(dict.fromkeys(instance_ids, now))
@@ -291,6 +312,7 @@ def described(fleet: FleetSnapshot, gone: t.Iterable[str] = ()) -> list[dict[str
             "public_ip": i.public_ip,
             "instance_type": i.instance_type,
             "launched": i.launched,
+            "generation": i.tags.get(GENERATION_TAG),
         }
         for i in fleet.instances
     ]
@@ -338,6 +360,7 @@ def build_launch_spec(
         key_name=ssh_key,
         data_snapshots=slave.data_snapshots,
         databases=databases,
+        generation=data_generation(slave.image_id, slave.data_snapshots),
     )
 
 

@@ -290,7 +290,8 @@ def present(module, ec2, conf, master, band):
     view = FleetView(ec2, conf, master)
     fleet = view.observe(time.time())
     # One run has no drain memory: a scaled-in slave goes at once (drain_time is the daemon's).
-    settings = dataclasses.replace(conf.poll_settings(), max_launch=None, drain_time=0)
+    # Replacing slaves for new data takes many polls: the daemon's too (a run only keeps the count).
+    settings = dataclasses.replace(conf.poll_settings(), max_launch=None, drain_time=0, generation=None)
     actions = decide(fleet, band, settings, time.time())
     result = dict(
         changed=bool(actions.launch or actions.terminate),

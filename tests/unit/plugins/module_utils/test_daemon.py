@@ -21,7 +21,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._cli import norma
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import parse_conf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import Balancer, Notifier
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import DESCRIBE_WHILE_PENDING, LAUNCH_GRACE
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import Instance, LaunchResult
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import GENERATION_TAG, Instance, LaunchResult
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import Master
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import StatusError
@@ -80,6 +80,7 @@ class FakeEC2:
     terminated: list[str] = field(default_factory=list)
     launches: list[int] = field(default_factory=list)
     n: int = 0
+    generation: str | None = None  # what the launch template tags its slaves with (GENERATION_TAG)
 
     def describe_fleet(self) -> list[Instance]:
         return list(self.visible)
@@ -91,7 +92,8 @@ class FakeEC2:
             self.n += 1
             iid = f"i-{self.n:04d}"
             ids.append(iid)
-            self.hidden.append(Instance(iid, "running", 1090.0 + self.n, f"127.100.1.{self.n}", None, "vpc-1", "subnet-1", "m5.large", "spot"))
+            tags = {GENERATION_TAG: self.generation} if self.generation else {}
+            self.hidden.append(Instance(iid, "running", 1090.0 + self.n, f"127.100.1.{self.n}", None, "vpc-1", "subnet-1", "m5.large", "spot", tags))
         return LaunchResult(tuple(ids))
 
     def reveal(self) -> None:
@@ -110,7 +112,7 @@ def make(tmp_path):
     def build(rates, ready=lambda address: True, clock=None, policy="immediate", drain=0):
         conf = parse_conf(CONF.format(farm=tmp_path / "farm" / "renderfarm.conf", policy=policy, drain=drain), "test.conf")
         (tmp_path / "farm").mkdir(exist_ok=True)
-        ec2 = FakeEC2()
+        ec2 = FakeEC2(generation=conf.poll_settings().generation)
         now = [1100.0]
         bal = Balancer(
             conf,
