@@ -192,16 +192,17 @@ def stale(slaves: t.Iterable[Slave], generation: str | None) -> tuple[str, ...]:
 
 
 def refresh_band(band: Band, stale_count: int, batch: int) -> Band:
-    """The band while stale slaves are replaced: room for one batch above ``band.min``.
+    """The band while stale slaves are replaced: the band itself, unless it is a fixed size.
 
-    A band narrower than the batch (``min == max``: a fixed-size farm) could
-    replace no slave without dropping below min, so its max is raised to
-    ``min + batch`` (at most one per stale slave) until no stale slave is
-    left. A band with max 0 wants no slave at all: nothing is replaced.
+    A band with room (``max > min``) is kept: the refresh launches into the
+    room under max. A fixed-size farm (``min == max``) could replace no slave
+    without dropping below min, so its max is raised by a batch (at most one
+    per stale slave) until no stale slave is left. A band with max 0 wants no
+    slave at all: nothing is replaced.
     """
-    if stale_count <= 0 or batch <= 0 or band.max == 0:
+    if stale_count <= 0 or batch <= 0 or band.max == 0 or band.max > band.min:
         return band
-    return Band(band.min, max(band.max, band.min + min(batch, stale_count)))
+    return Band(band.min, band.max + min(batch, stale_count))
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def test_defaults():
     assert (conf.master.scale_in_delay, conf.master.max_launch_per_poll, conf.master.status_timeout) == (0.0, None, 5.0)
     assert conf.slave.ready_timeout == 5.0
     assert conf.slave.ready_misses == 3
+    assert conf.slave.refresh_batch == 1
 
 
 @pytest.mark.parametrize(
@@ -186,6 +187,8 @@ def test_section_names_any_case_and_spacing(header):
         ("ready_timeout = 2.5", "ready_timeout", 2.5),
         ("ready_misses = 1", "ready_misses", 1),
         ("ready_misses = 20", "ready_misses", 20),
+        ("refresh_batch = 0", "refresh_batch", 0),
+        ("refresh_batch = 3", "refresh_batch", 3),
         ("spot_bid = 1e-1", "spot_bid", 0.1),
     ],
 )
@@ -338,6 +341,8 @@ SLAVE_HEAD = "[LOAD TABLE]\n1 0 1\n[SLAVE]\n"
         (SLAVE_HEAD + "ready_misses = 0\n", ["4: ready_misses: '0' must be from 1 to 20"]),
         (SLAVE_HEAD + "ready_misses = 21\n", ["4: ready_misses: '21' must be from 1 to 20"]),
         (SLAVE_HEAD + "ready_misses = 2.5\n", ["4: ready_misses: '2.5' is not a whole number"]),
+        (SLAVE_HEAD + "refresh_batch = -1\n", ["4: refresh_batch: '-1' must be from 0 to 1000"]),
+        (SLAVE_HEAD + "refresh_batch = 1.5\n", ["4: refresh_batch: '1.5' is not a whole number"]),
         (HEAD + "poll_interval = 0\n[SLAVE]\n", ["4: poll_interval: '0' must be from 0.01 to 1440 minutes"]),
         (HEAD + "poll_interval = 30s\n[SLAVE]\n", ["4: poll_interval: '30s' is not a number"]),
         (HEAD + "status_timeout = -2\n[SLAVE]\n", ["4: status_timeout: '-2' must be from 0.1 to 300 seconds"]),
@@ -684,6 +689,7 @@ def test_summary_of_seed():
         "address",
         "ready_timeout",
         "ready_misses",
+        "refresh_batch",
     ):
         assert sum(1 for line in lines if line.startswith(f"  {key} ")) == 1, key
 
@@ -1108,3 +1114,25 @@ def test_module_has_no_asserts_and_the_gpl_header():
     source = pathlib.Path(_conf.__file__).read_text()
     assert source.startswith("# -*- coding: utf-8 -*-\n# Copyright (c) 2026, gbrowse_aws developers\n")
     assert not re.search(r"^\s*assert\b", source, re.M)
+
+
+@pytest.mark.parametrize(
+    "slave, same",
+    [
+        ("image_id = ami-1\ndata_snapshots = snap-1 snap-2\n", True),
+        ("image_id = ami-1  # moved\ndata_snapshots = snap-1   snap-2 # synchronized on ...\n", True),
+        ("image_id = ami-1\ndata_snapshots = snap-1 snap-3\n", False),  # a sync's new snapshot
+        ("image_id = ami-2\ndata_snapshots = snap-1 snap-2\n", False),  # a new image
+        ("image_id = ami-1\ndata_snapshots = snap-2 snap-1\n", False),  # another device order
+        ("image_id = ami-1\n", False),
+        ("image_id = ami-1\ndata_snapshots = snap-1 snap-2\nrefresh_batch = 0\nspot_bid = 1\n", True),
+    ],
+)
+def test_data_generation_follows_image_and_snapshots_only(slave, same):
+    """The generation the daemon replaces slaves to: a digest of image_id and data_snapshots, nothing else."""
+    base = parse_conf("[LOAD TABLE]\n1 0 1\n[SLAVE]\nimage_id = ami-1\ndata_snapshots = snap-1 snap-2\n", P)
+    other = parse_conf(f"[LOAD TABLE]\n1 0 1\n[SLAVE]\n{slave}", P)
+    generation = base.poll_settings().generation
+    assert generation is not None and re.fullmatch(r"[0-9a-f]{12}", generation)
+    assert (other.poll_settings().generation == generation) is same
+    assert other.poll_settings().refresh_batch == other.slave.refresh_batch

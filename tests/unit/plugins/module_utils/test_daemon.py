@@ -434,3 +434,50 @@ def test_a_launched_slave_is_described_between_polls_and_joins(make, tmp_path):
     assert bal.join_ready()
     assert "127.100.1.1:8101" in (tmp_path / "farm" / "renderfarm.conf").read_text()
     assert not bal.fleet.waiting()
+
+
+def test_slaves_with_old_data_are_replaced_launch_first_and_logged(make, caplog):
+    """Two ready slaves tagged with an older generation, band 2-3: one fresh slave is launched; once it
+    is ready the oldest stale one goes (one log line, old -> new); then the next, until all are fresh."""
+    bal, ec2, now = make([20] * 8)
+    new = bal.settings.generation
+    ec2.visible = [
+        Instance(f"i-old{n}", "running", 1000.0 + n, f"127.100.0.{n}", None, "vpc-1", "subnet-1", "m5.large", "spot", {GENERATION_TAG: "0ld0ld0ld0ld"})
+        for n in (1, 2)
+    ]
+    caplog.set_level("INFO", logger="gbrowse_aws.balancer")
+    first = bal.poll()
+    assert (first.plan.launch, first.refresh_launch, first.stale) == (1, 1, ["i-old1", "i-old2"])
+    assert first.as_dict()["generation"] == new and first.as_dict()["plan"]["refresh_launch"] == 1
+    now[0] += 30
+    assert bal.poll().plan.idle  # the fresh slave is on its way (not even described yet): wait
+    ec2.reveal()
+    now[0] += 30
+    third = bal.poll()
+    assert third.refresh == ["i-old1"] and ec2.terminated == ["i-old1"]
+    assert len(third.renderers) == 2 * 2  # 2 slaves stay listed (2 ports each): never below min
+    lines = [r.getMessage() for r in caplog.records if "has old data" in r.getMessage()]
+    assert lines == [f"Slave i-old1 at 127.100.0.1 has old data: replaced, data generation 0ld0ld0ld0ld -> {new} (1 with old data left)"]
+    for dummy in range(4):
+        now[0] += 30
+        ec2.reveal()
+        bal.poll()
+    assert ec2.terminated == ["i-old1", "i-old2"] and ec2.launches == [1, 1]
+    assert {i.tags[GENERATION_TAG] for i in ec2.visible} == {new} and len(ec2.visible) == 2
+
+
+def test_conf_identity_changes_with_a_replace_or_an_edit(tmp_path):
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import conf_identity
+
+    conf = tmp_path / "aws_balancer.conf"
+    conf.write_text("a = 1\n")
+    first = conf_identity(str(conf))
+    assert first is not None and conf_identity(str(conf)) == first
+    (tmp_path / "new").write_text("a = 1\n")
+    os.replace(tmp_path / "new", conf)  # same content, another inode: as balancer_conf writes
+    second = conf_identity(str(conf))
+    assert second != first
+    conf.write_text("a = 22\n")  # edited in place
+    assert conf_identity(str(conf)) != second
+    conf.unlink()
+    assert conf_identity(str(conf)) is None

@@ -11,6 +11,7 @@ block device mappings are tested in test_ec2_unit.py (and run in a shell there).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import os
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import (
     BALANCER_TAG,
+    GENERATION_TAG,
     NAME_TAG_VALUE,
     Image,
     Instance,
@@ -184,6 +186,17 @@ def test_template_data_carries_our_tags_and_the_default_user_data() -> None:
     ]
     assert base64.b64decode(data["UserData"]).decode() == default_user_data((8101,))
     assert "SecurityGroupIds" not in data and "KeyName" not in data
+
+
+def test_template_data_tags_slaves_and_volumes_with_the_data_generation() -> None:
+    data = template_data(dataclasses.replace(SPEC, generation="0123abcd4567"), IMAGE, "unit")
+    generation = {"Key": GENERATION_TAG, "Value": "0123abcd4567"}
+    assert data["TagSpecifications"] == [
+        {"ResourceType": "instance", "Tags": [*OURS, generation]},
+        {"ResourceType": "volume", "Tags": [*OURS, generation]},
+    ]
+    # A new generation is new template data: the launch template gets a version.
+    assert comparable(data) != comparable(template_data(dataclasses.replace(SPEC, generation="other"), IMAGE, "unit"))
 
 
 def test_template_data_with_user_data_groups_and_key() -> None:

@@ -11,8 +11,9 @@ import threading
 
 import pytest
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import Instance
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import Readiness
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import parse_conf
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import GENERATION_TAG, Instance
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import FleetView, Master, Readiness, described
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slave
 
 R, S, D = Probe.READY, Probe.SLOW, Probe.DOWN
@@ -109,3 +110,20 @@ def test_check_slave_refused_is_down():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: connections are refused
         assert check_slave("127.0.0.1", port, timeout=0.5) is Probe.DOWN
+
+
+def test_each_slave_carries_the_data_generation_of_its_tag_or_of_its_launch():
+    """Described slaves: their GENERATION_TAG (None when untagged); launched, not yet described: the launch's."""
+    tagged = Instance("i-1", "running", 0.0, "10.0.0.1", None, "vpc-1", "subnet-1", "m5.large", "spot", {GENERATION_TAG: "g1"})
+    untagged = Instance("i-2", "running", 0.0, "10.0.0.2", None, "vpc-1", "subnet-1", "m5.large", "spot")
+
+    class Described:
+        def describe_fleet(self):
+            return [tagged, untagged]
+
+    conf = parse_conf("[LOAD TABLE]\n1 0 1\n[SLAVE]\nimage_id = ami-1\n", "test.conf")
+    view = FleetView(Described(), conf, Master(), readiness=Readiness(check=lambda targets, port, timeout: {i: Probe.READY for i in targets}))  # type: ignore[arg-type]
+    view.launched_now(["i-3"], 10.0, "g2")
+    fleet = view.observe(11.0)
+    assert {s.id: s.generation for s in fleet.slaves} == {"i-1": "g1", "i-2": None, "i-3": "g2"}
+    assert [i["generation"] for i in described(fleet)] == ["g1", None]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -118,3 +119,239 @@ def test_counted_and_alive() -> None:
 def test_snapshot_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         snapshot().slaves = ()  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------
+# fresh data: slaves of an older data generation are replaced
+
+NEW, OLD = "gen-new", "gen-old"
+
+
+def gen_snapshot(*slaves: tuple[str, SlaveState, float, str | None]) -> FleetSnapshot:
+    """Slaves as (id, state, launched, generation); every one at 10.0.0.N."""
+    return FleetSnapshot(
+        slaves=tuple(Slave(i, s, at, g) for i, s, at, g in slaves),
+        addresses={i: f"10.0.0.{i[2:]}" for i, *dummy in slaves},
+    )
+
+
+REFRESH = PollSettings(ports=(8101,), generation=NEW)
+
+
+@pytest.mark.parametrize(
+    "fleet, band, settings, want",
+    [
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 3), PollSettings(ports=(8101,)),
+            dict(stale=(), refresh=(), terminate=(), launch=0),
+            id="no generation in the settings (spot_fleet): no refresh",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 3), dataclasses.replace(REFRESH, refresh_batch=0),
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=0),
+            id="refresh_batch 0: stale slaves are kept",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, NEW), ("i-2", R, 2, NEW)),
+            Band(2, 3), REFRESH,
+            dict(stale=(), refresh=(), terminate=(), launch=0),
+            id="every slave fresh: nothing to do",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 3), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=1, refresh_launch=1),
+            id="launch first: one fresh slave into the room under max, nothing retired yet",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", B, 3, NEW)),
+            Band(2, 3), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=0),
+            id="a fresh slave on its way: wait (bounded batch)",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", B, 3, NEW)),
+            Band(2, 6), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=0),
+            id="a fresh slave on its way: no second one though there is room (bounded batch)",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", P, 3, NEW)),
+            Band(2, 6), dataclasses.replace(REFRESH, refresh_batch=2),
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=0),
+            id="a pending fresh slave also holds the next step, whatever the batch",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, NEW)),
+            Band(2, 3), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=("i-1",), terminate=("i-1",), launch=0,
+                 renderers=("http://10.0.0.2:8101", "http://10.0.0.3:8101")),
+            id="a fresh slave is ready: the oldest stale one goes, 2 ready left = min",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, NEW)),
+            Band(2, 3), REFRESH,
+            dict(stale=("i-1",), refresh=(), terminate=(), launch=1),
+            id="never below min: with 2 ready and min 2 the stale one stays, a fresh one is launched",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 2), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=1),
+            id="a fixed-size farm (min == max) gets room for one batch above max",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, NEW)),
+            Band(2, 2), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=("i-1",), terminate=("i-1",), launch=0),
+            id="... where the fresh slave above max is kept, and a stale one goes once it is ready",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(1, 2), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=("i-1",), terminate=("i-1",), launch=0),
+            id="at max with a ready slave to spare above min: the oldest stale goes first (no room to launch)",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 3), dataclasses.replace(REFRESH, refresh_batch=5),
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=1),
+            id="band max respected: a batch of 5 launches 1 into the room under max 3",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 6), dataclasses.replace(REFRESH, refresh_batch=5),
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=2),
+            id="at most one fresh slave per stale one",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, OLD)),
+            Band(2, 6), dataclasses.replace(REFRESH, refresh_batch=2),
+            dict(stale=("i-1", "i-2", "i-3"), refresh=(), terminate=(), launch=2),
+            id="bounded batch: 2 of 3 at a time",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, OLD), ("i-4", R, 4, NEW), ("i-5", R, 5, NEW)),
+            Band(2, 6), dataclasses.replace(REFRESH, refresh_batch=2),
+            dict(stale=("i-1", "i-2", "i-3"), refresh=("i-1", "i-2"), terminate=("i-1", "i-2"), launch=0),
+            id="bounded batch: 2 retired at a time, the oldest",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, NEW)),
+            Band(2, 3), dataclasses.replace(REFRESH, refresh_batch=3),
+            dict(stale=("i-1", "i-2"), refresh=("i-1",), terminate=("i-1",), launch=0),
+            id="never below min whatever the batch: 3 ready, min 2, one goes",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, NEW), ("i-3", R, 3, NEW)),
+            Band(1, 1), REFRESH,
+            dict(stale=("i-1",), refresh=(), terminate=("i-1",), launch=0),
+            id="scale-in takes the stale slave first, though it is the oldest",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", B, 1, OLD), ("i-2", B, 2, NEW), ("i-3", R, 3, NEW)),
+            Band(1, 1), REFRESH,
+            dict(stale=("i-1",), refresh=(), terminate=("i-1",), launch=0),
+            id="scale-in still takes booting before ready: stale first among the booting (room kept for the refresh)",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(0, 0), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=("i-2", "i-1"), launch=0),
+            id="no slave wanted: the stale ones go, none is launched to replace them",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(3, 4), REFRESH,
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=1, refresh_launch=0),
+            id="below min the plan launches (fresh); nothing stale goes in that poll",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, None)),
+            Band(1, 2), REFRESH,
+            dict(stale=("i-1",), refresh=(), terminate=(), launch=1),
+            id="an untagged slave (an older balancer's) is stale",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, NEW), ("i-2", R, 2, NEW), ("i-3", B, 3, OLD)),
+            Band(2, 3), REFRESH,
+            dict(stale=("i-3",), refresh=("i-3",), terminate=("i-3",), launch=0),
+            id="a stale slave not ready yet goes at once: it serves nothing",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD)),
+            Band(2, 6), dataclasses.replace(REFRESH, refresh_batch=3, max_launch=1),
+            dict(stale=("i-1", "i-2"), refresh=(), terminate=(), launch=1),
+            id="max_launch_per_poll caps the refresh's launches too",
+        ),
+        pytest.param(
+            gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, NEW)),
+            Band(2, 3), dataclasses.replace(REFRESH, drain_time=60),
+            dict(stale=("i-1", "i-2"), refresh=("i-1",), terminate=(), drain=("i-1",), launch=0,
+                 renderers=("http://10.0.0.2:8101", "http://10.0.0.3:8101")),
+            id="a retired stale slave drains like any ready slave",
+        ),
+    ],
+)
+def test_refresh(fleet, band, settings, want) -> None:
+    actions = decide(fleet, band, settings, 100, {})
+    got = dict(stale=actions.stale, refresh=actions.refresh, terminate=actions.terminate, launch=actions.launch)
+    for optional in ("drain", "renderers", "refresh_launch"):
+        if optional in want:
+            got[optional] = getattr(actions, optional)
+    assert got == want
+
+
+def test_hold_drops_the_refresh_step() -> None:
+    fleet = gen_snapshot(("i-1", R, 1, OLD), ("i-2", R, 2, OLD), ("i-3", R, 3, NEW))
+    actions = decide(fleet, Band(2, 3), REFRESH, 100, {})
+    assert actions.refresh == ("i-1",)
+    held = actions.hold()
+    assert (held.refresh, held.refresh_launch, held.terminate, held.launch) == ((), 0, (), 0)
+    assert held.stale == ("i-1", "i-2")
+
+
+@pytest.mark.parametrize(
+    "band, size, batch, drain_time",
+    [
+        (Band(2, 3), 2, 1, 0),
+        (Band(2, 2), 2, 1, 0),
+        (Band(2, 2), 2, 2, 60),
+        (Band(1, 2), 2, 1, 0),
+        (Band(2, 6), 5, 2, 0),
+        (Band(3, 4), 4, 1, 60),
+        (Band(0, 2), 1, 1, 0),
+        (Band(4, 8), 8, 3, 0),
+    ],
+)
+def test_a_refresh_converges_poll_by_poll(band, size, batch, drain_time) -> None:
+    """Poll after poll (a slave is pending one poll, booting the next, then ready; a drained one goes
+    after drain_time): every slave ends fresh, in the band, and on the way the farm never lists fewer
+    than min slaves, never more than a batch of fresh slaves boot at once, and max holds (but for a
+    fixed-size band's one batch)."""
+    settings = PollSettings(ports=(8101,), generation=NEW, refresh_batch=batch, drain_time=drain_time)
+    fleet = {f"i-{n}": (R, float(n), OLD) for n in range(1, size + 1)}
+    ids = itertools.count(100)
+    draining: dict[str, float] = {}
+    ceiling = band.max + (min(batch, size) if band.min == band.max else 0)
+    now, polls = 0.0, 0
+    while any(g != NEW for dummy, dummy2, g in fleet.values()) or draining:
+        polls += 1
+        assert polls < 60, fleet
+        snap = gen_snapshot(*((i, s, at, g) for i, (s, at, g) in sorted(fleet.items())))
+        actions = decide(snap, band, settings, now, draining)
+        assert len(actions.renderers) >= band.min, (polls, fleet, actions)
+        draining = dict(actions.draining)
+        for iid in actions.terminate:
+            del fleet[iid]
+        for dummy in range(actions.launch):
+            fleet[f"i-{next(ids)}"] = (P, now, NEW)
+        counting = {i: v for i, v in fleet.items() if i not in draining}
+        assert len(counting) <= ceiling, (polls, fleet)
+        assert sum(1 for s, dummy, g in counting.values() if g == NEW and s is not R) <= batch, (polls, fleet)
+        now += 30
+        fleet = {i: ({P: B, B: R}.get(s, s), at, g) for i, (s, at, g) in fleet.items()}
+    assert band.min <= len(fleet) <= band.max
+    assert {g for dummy, dummy2, g in fleet.values()} == {NEW}
