@@ -21,14 +21,19 @@ import typing as t
 
 import pytest
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import BALANCER_TAG
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import BALANCER_TAG, GENERATION_TAG
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import read_renderfarm
 from ansible_collections.gmod.gbrowse_aws.tests.support.balancer import (
     BalancerProcess,
     balancer_command,
     write_conf,
 )
-from ansible_collections.gmod.gbrowse_aws.tests.support.moto import SECRET_KEY as SECRET, run_foreign_instances, slave_image
+from ansible_collections.gmod.gbrowse_aws.tests.support.moto import (
+    SECRET_KEY as SECRET,
+    make_snapshots,
+    run_foreign_instances,
+    slave_image,
+)
 
 BID = "test-balancer"
 POLL = 0.03 * 60
@@ -501,3 +506,53 @@ def test_a_slave_joins_the_farm_between_polls(world):
         assert len(bal.reports()) == 1, f"listed only by the next poll, {joined:.1f} s after it answered"
         print(f"joined the farm {joined:.1f} s after it answered")
         assert bal.terminate() == 0
+
+
+def test_new_data_snapshots_replace_the_farm_without_dipping_below_min(world):
+    """A fixed farm of 2 ready slaves (band 2-2), then the sync's edit: data_snapshots changes and the
+    balancer gets SIGHUP. One slave at a time is replaced, launch first: the farm ends with only slaves
+    of the new data generation (tag and report), and renderfarm.conf never lists fewer than 2."""
+    old_snap, new_snap = make_snapshots(world.ec2, world.net.availability_zone, 2)
+    conf = world.conf(table=((0.0, 2, 2),), extra_slave={"data_snapshots": old_snap})
+    with world.balancer(conf) as bal:
+        bal.wait_ready()
+        before = load_until(bal, lambda s: s["ready"] == 2 and not s["stale"])
+        old_generation = before["generation"]
+        old_fleet = ours(world.ec2)
+        assert {generation_of(world.ec2, iid) for iid in old_fleet} == {old_generation}
+
+        world.conf(table=((0.0, 2, 2),), extra_slave={"data_snapshots": new_snap})
+        bal.signal(signal.SIGHUP)
+        start = len(bal.reports())
+        farm_sizes = []  # renderfarm.conf as GBrowse would read it, every 0.1 s
+        deadline = time.monotonic() + 75
+        while time.monotonic() < deadline:
+            farm_sizes.append(len(bal.renderers()))
+            done = [r for r in bal.reports()[start:] if r["generation"] != old_generation and not r["stale"] and r["ready"] == 2]
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the farm did not converge to the new data: {bal.log_tail()}")
+        refresh = bal.reports()[start:]
+        new_generation = done[0]["generation"]
+        first_new = next(n for n, r in enumerate(refresh) if r["generation"] == new_generation)
+        during = refresh[first_new:]
+        dip = 2 - min([len(r["renderfarm"]) for r in during] + farm_sizes)
+        most = max(r["pending"] + r["booting"] + r["ready"] for r in during)
+        print(f"refresh: {len(during)} polls, deepest dip below min {max(dip, 0)}, at most {most} slaves")
+        assert dip <= 0, ([len(r["renderfarm"]) for r in during], farm_sizes)
+        assert most <= 3  # max 2 + refresh_batch 1: a fixed-size farm's room for the batch
+
+        fleet = ours(world.ec2, states=("running",))
+        assert len(fleet) == 2 and not set(fleet) & set(old_fleet)
+        assert {generation_of(world.ec2, iid) for iid in fleet} == {new_generation}
+        assert bal.renderers() == urls(fleet.values())
+        replaced = re.findall(r"Slave (i-\w+) at \S+ has old data: replaced, data generation (\w+) -> (\w+)", bal.log_tail(80000))
+        assert sorted(replaced) == sorted((iid, old_generation, new_generation) for iid in old_fleet), replaced
+        assert bal.terminate() == 0
+
+
+def generation_of(client: t.Any, instance_id: str) -> str | None:
+    found = client.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return {t["Key"]: t["Value"] for t in found.get("Tags", ())}.get(GENERATION_TAG)
