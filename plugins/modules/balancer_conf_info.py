@@ -146,6 +146,7 @@ slave:
     address: auto
     ready_timeout: 5.0
     ready_misses: 3
+    refresh_batch: 1
 region:
   description:
     - The region the balancer works in, resolved as the daemon resolves it, in order - C([SLAVE] region), the

@@ -196,6 +196,13 @@ instances:
       description: Its instance type.
       type: str
       sample: m5.large
+    generation:
+      description:
+        - The data generation it was launched with (its C(gbrowse-aws:data-generation) tag, a digest of the conf's
+          C(image_id) and C(data_snapshots)); V(null) when untagged. The balancer daemon replaces slaves whose
+          generation is not the conf's; this module does not.
+      type: str
+      sample: 71c0de5a2b44
     launched:
       description: Its launch time, seconds since the epoch.
       type: float
