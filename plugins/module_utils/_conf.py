@@ -52,6 +52,12 @@ MAX_SLAVES = 1000  # load table min/max
 MAX_ROWS = 100  # load table rows
 MAX_THRESHOLD = 1e9  # requests/sec
 
+#: Where the daemon keeps its state file (``gbrowse_aws_balancer status`` reads it) unless
+#: ``state_file`` says otherwise: the role's unit makes it (RuntimeDirectory=), world-readable.
+STATE_DIR = "/run/gbrowse-aws-balancer"
+#: Rotated copies of the history kept (``history_file.1`` .. ``.3``).
+HISTORY_KEEP = 3
+
 
 class ConfError(Exception):
     """aws_balancer.conf is missing, unreadable or wrong; ``errors`` lists every problem."""
@@ -80,6 +86,9 @@ class MasterConf:
     scale_in_delay: float = 0.0  # minutes; 0 = off
     max_launch_per_poll: int | None = None  # None = no limit
     status_timeout: float = 5.0  # seconds
+    state_file: str | None = None  # None: STATE_DIR/<balancer id>.json (resolved_state_file)
+    history_file: str | None = None  # None: no history
+    history_max_bytes: int = 10 * 1024 * 1024  # then rotated, HISTORY_KEEP copies kept
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,14 @@ class BalancerConf:
     def resolved_renderfarm_conf(self, gbrowse_conf_dir: str) -> str:
         """The configured ``renderfarm_conf``, or renderfarm.conf in GBrowse's configuration directory."""
         return self.master.renderfarm_conf or posixpath.join(gbrowse_conf_dir, "renderfarm.conf")
+
+    def resolved_state_file(self, hostname: str) -> str:
+        """The configured ``state_file``, or ``STATE_DIR/<balancer id>.json``.
+
+        The one rule for where the state file is: the daemon writes it and
+        ``gbrowse_aws_balancer status`` reads it through this, from the same conf.
+        """
+        return self.master.state_file or posixpath.join(STATE_DIR, f"{self.resolved_balancer_id(hostname)}.json")
 
     def poll_settings(self) -> PollSettings:
         """What of this conf the poll's decision (:func:`._decision.decide`) reads."""
@@ -319,6 +336,10 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("scale_in_delay", "scale_in_delay", _between(0, 1440, "minutes")),
         _Key("max_launch_per_poll", "max_launch_per_poll", _between(1, MAX_SLAVES, whole=True)),
         _Key("status_timeout", "status_timeout", _between(0.1, 300, "seconds")),
+        _Key("state_file", "state_file", _absolute_path),
+        _Key("history_file", "history_file", _absolute_path),
+        # At least a few polls' lines (one is 1-3 KiB) per file; at most what a post-mortem reads.
+        _Key("history_max_bytes", "history_max_bytes", _between(4096, 1e9, "bytes", whole=True)),
     ),
     SLAVE: (
         _Key(
@@ -720,6 +741,11 @@ def summary(conf: BalancerConf, hostname: str, gbrowse: GBrowseLayout | None = N
             if key.name == "balancer_id" and value is None:
                 shown = conf.resolved_balancer_id(hostname)
                 notes = ["derived from the host name and the conf path"]
+            if key.name == "state_file" and value is None:
+                shown = conf.resolved_state_file(hostname)
+                notes = ["default"]
+            if key.name == "history_file" and value is None:
+                shown = "(none: no history is kept)"
             if key.name == "renderfarm_conf" and value is None and gbrowse is not None:
                 shown = conf.resolved_renderfarm_conf(gbrowse.conf_dir)
                 notes = [f"GBrowse's configuration directory, from {gbrowse.conf_dir_from}"]
@@ -741,6 +767,7 @@ _UNITS = {
     "ready_misses": "slow readiness checks in a row",
     "drain_time": "seconds",
     "refresh_batch": "slaves at a time",
+    "history_max_bytes": f"bytes (then rotated, {HISTORY_KEEP} kept)",
 }
 
 

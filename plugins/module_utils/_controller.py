@@ -128,6 +128,7 @@ class Decision:
     band: Band
     estimate: float | None  # the load the band was read from (req/s); None when held
     held: bool  # no load figure: the fleet is held as it is
+    why: str = ""  # which load table row gave the band, and what held it up (for status and the history)
 
 
 class Controller:
@@ -147,6 +148,7 @@ class Controller:
         self._row = -1  # adaptive: current row index, -1 below the first
         self._history: collections.deque[tuple[float, Band]] = collections.deque()
         self._last_band: Band | None = None
+        self._why: list[str] = []  # what the last decision read the band from, for Decision.why
         self._sum = self._span = 0.0  # running sums of value * span and span over ``_samples``
         self._noise: collections.deque[tuple[float, float, float]] = collections.deque()
         self._prev_count: float | None = None
@@ -241,17 +243,32 @@ class Controller:
         if self._missing or self._last_value is None:
             # Without a load figure, hold: never scale in on missing data.
             last = self._last_band or Band(0, 0)
-            return Decision(Band(last.min, max(last.max, alive)), None, True)
+            why = "no load figure (Apache could not be read): the fleet is held as it is"
+            return Decision(Band(last.min, max(last.max, alive)), None, True, why)
         if self.policy.name == "immediate":
             value = self._last_value
             band = wanted(value, self.table)
+            self._why = [f"load {value:.2f}: {self._row_text(self._index(value))}"]
         else:
             estimate = self.estimate(now)
             value = self._last_value if estimate is None else estimate
             band = self._adaptive(now, value, alive)
-        band = self._stabilize(now, band)
-        self._last_band = band
-        return Decision(band, value, False)
+        stabilized_band = self._stabilize(now, band)
+        if stabilized_band != band:
+            self._why.append(
+                f"held up to min {stabilized_band.min} by scale_in_delay ({self.policy.scale_in_delay / 60:g} min)"
+            )
+        self._last_band = stabilized_band
+        return Decision(stabilized_band, value, False, "; ".join(self._why))
+
+    def _row_text(self, index: int) -> str:
+        """A load table row as status shows it: ``row at line 12 (>= 20 req/s: 1-2 slaves)``."""
+        if index < 0:
+            first = f" ({self.table[0].threshold:g} req/s)" if self.table else ""
+            return f"below the first row{first}: no slaves"
+        row = self.table[index]
+        where = f" at line {row.line}" if row.line else ""
+        return f"row{where} (>= {row.threshold:g} req/s: {row.min}-{row.max} slaves)"
 
     def _index(self, load: float) -> int:
         return bisect.bisect_right(self._thresholds, load) - 1
@@ -266,6 +283,7 @@ class Controller:
             self._rises.popleft()
         up = self._index(boosted)
         row = self._row
+        self._why = [f"load estimate {boosted:.2f} (measured {load:.2f} plus noise margin): {self._row_text(up)}"]
         if up > row:
             row = up
         elif row >= 0:
@@ -275,6 +293,11 @@ class Controller:
             # then go to the row the percentile is in (never below the current load's).
             if high < self._thresholds[row] * (1 - p.hysteresis):
                 row = max(up, self._index(high / (1 - p.hysteresis)))
+            if row > up:
+                self._why.append(
+                    f"min kept from the {self._row_text(row)}: the {p.scale_in_quantile:.0%} percentile of the last "
+                    f"{p.scale_in_window / 60:g} min ({high:.2f}) is not {p.hysteresis:.0%} under its threshold"
+                )
         self._row = row
         # The min of the row kept. Its max only with ``scale_in_to_min`` off (as
         # ``scale_in_delay`` does: the current load's row's max): the percentile above
@@ -289,6 +312,7 @@ class Controller:
         floor = max((n for dummy, n in self._rises), default=0)
         if floor > band.min:
             band = Band(floor, max(band.max, floor))
+            self._why.append(f"held at min {floor}: slaves launched for a rise are kept {p.hold / 60:g} min")
         return band
 
     def _stabilize(self, now: float, band: Band) -> Band:

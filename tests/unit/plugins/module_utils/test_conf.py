@@ -1136,3 +1136,23 @@ def test_data_generation_follows_image_and_snapshots_only(slave, same):
     assert generation is not None and re.fullmatch(r"[0-9a-f]{12}", generation)
     assert (other.poll_settings().generation == generation) is same
     assert other.poll_settings().refresh_batch == other.slave.refresh_batch
+
+
+def test_state_file_history_file_and_history_max_bytes():
+    """The state file has one rule (status and the daemon share it); the history's cap has bounds."""
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import STATE_DIR
+
+    base = "[LOAD TABLE]\n0 0 1\n[MASTER]\nbalancer_id = b-1\n{extra}[SLAVE]\n"
+    conf = parse_conf(base.format(extra=""), "a.conf")
+    assert conf.resolved_state_file("host") == f"{STATE_DIR}/b-1.json"
+    assert (conf.master.history_file, conf.master.history_max_bytes) == (None, 10 * 1024 * 1024)
+    conf = parse_conf(base.format(extra="state_file = /srv/s.json\nhistory_file = /srv/h.jsonl\nhistory_max_bytes = 4096\n"), "a.conf")
+    assert (conf.resolved_state_file("host"), conf.master.history_file, conf.master.history_max_bytes) == (
+        "/srv/s.json", "/srv/h.jsonl", 4096,
+    )
+    with pytest.raises(ConfError) as info:
+        parse_conf(base.format(extra="history_max_bytes = 4095\nhistory_file = h.jsonl\n"), "a.conf")
+    assert info.value.errors == [
+        "a.conf:5: history_max_bytes: '4095' must be from 4096 to 1e+09 bytes",
+        "a.conf:6: history_file: 'h.jsonl' is not an absolute path",
+    ]
