@@ -295,7 +295,7 @@ class Controller:
                 row = max(up, self._index(high / (1 - p.hysteresis)))
             if row > up:
                 self._why.append(
-                    f"min kept from the {self._row_text(row)}: the {p.scale_in_quantile:.0%} percentile of the last "
+                    f"min kept from the {self._row_text(row)}: the {p.scale_in_quantile * 100:g}th percentile of the last "
                     f"{p.scale_in_window / 60:g} min ({high:.2f}) is not {p.hysteresis:.0%} under its threshold"
                 )
         self._row = row

@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Controller, Policy
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
     Band,
+    LoadRow,
     Slave,
     SlaveState,
     plan,
@@ -219,3 +220,30 @@ def test_margin_grows_with_the_noise() -> None:
 def test_invalid_policies_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):
         Policy(**kwargs)
+
+
+def test_the_decision_says_which_row_and_what_held_it_up():
+    table = (LoadRow(0.5, 0, 1, line=3), LoadRow(10.0, 2, 3, line=4))
+    ctl = Controller(table, Policy(name="immediate", scale_in_delay=600))
+    assert ctl.decide(0.0).why == "no load figure (Apache could not be read): the fleet is held as it is"
+    ctl.observe(0.0, 12.0, 30)
+    assert ctl.decide(0.0).why == "load 12.00: row at line 4 (>= 10 req/s: 2-3 slaves)"
+    ctl.observe(60.0, 0.1, 30)
+    low = ctl.decide(60.0)
+    assert low.band == Band(2, 2)
+    assert low.why == "load 0.10: below the first row (0.5 req/s): no slaves; held up to min 2 by scale_in_delay (10 min)"
+    adaptive = Controller(table, Policy(name="adaptive", margin=0))
+    adaptive.observe(0.0, 12.0, 5)
+    assert adaptive.decide(0.0, alive=0).why.startswith("load estimate 12.00 (measured 12.00 plus noise margin): row at line 4")
+    adaptive.observe(100.0, 0.0, 5)
+    later = adaptive.decide(100.0, alive=2)
+    assert later.band == Band(2, 2) and later.why.endswith(
+        "no slaves; min kept from the row at line 4 (>= 10 req/s: 2-3 slaves): "
+        "the 95th percentile of the last 20 min (12.00) is not 10% under its threshold"
+    )
+    quick = Controller(table, Policy(name="adaptive", margin=0, scale_in_window=0))
+    quick.observe(0.0, 12.0, 5)
+    quick.decide(0.0, alive=0)
+    quick.observe(100.0, 0.0, 5)
+    held = quick.decide(100.0, alive=2)
+    assert held.band == Band(2, 2) and held.why.endswith("held at min 2: slaves launched for a rise are kept 10 min")
