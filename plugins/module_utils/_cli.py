@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""``gbrowse_aws_balancer``: the original's options, plus --check-config, --once, --dry-run."""
+"""``gbrowse_aws_balancer``: the original's options, plus --check-config, --once, --dry-run;
+``gbrowse_aws_balancer simulate`` and ``gbrowse_aws_balancer status``."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout i
     writable_directory,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._getopt import getopt_argv
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._history import JsonLines
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 
 DEFAULT_CONF_HELP = (
@@ -422,6 +424,10 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._simulate import main as simulate
 
         return simulate(argv[1:], lambda: find_layout().balancer_conf)
+    if argv[:1] == ["status"]:
+        from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._state import main as status
+
+        return status(argv[1:], lambda: find_layout().balancer_conf)
     args = build_parser().parse_args(normalize_argv(argv))
     if args.kill:
         return kill_daemon(args.pidfile)
@@ -457,7 +463,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
         return EX_USAGE
     log = _daemon.LOG
     try:  # opened, like the log, before --user drops privileges
-        report_file = open(args.report, "a", encoding="utf-8") if args.report else None  # pylint: disable=consider-using-with
+        report_file = JsonLines.opened(args.report) if args.report else None
     except OSError as exc:
         print(f"gbrowse_aws_balancer: --report {args.report}: {exc.strerror or exc}", file=sys.stderr)
         return EX_USAGE
@@ -498,8 +504,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             if args.dry_run or args.once:
                 print(line, flush=True)
             if report_file is not None:
-                report_file.write(line + "\n")
-                report_file.flush()
+                report_file.append(report.as_dict())
 
         if args.once:
             return run_once(balancer, on_report)
@@ -565,8 +570,32 @@ def _start(
         ssh_key=args.ssh_key,
         gbrowse_conf_dir=gbrowse.conf_dir,
         databases=gbrowse.databases,  # the slaves find the synced databases at the master's path
+        **recording(args, conf, hostname),
     )
     return balancer, region, balancer_id, master
+
+
+def recording(args: argparse.Namespace, conf: BalancerConf, hostname: str) -> dict[str, t.Any]:
+    """Where a running balancer records itself: the state file (status reads it) and the history.
+
+    ``--once`` records nothing: it is not a running balancer. A state file that
+    cannot be written is no reason not to balance: it is logged (here, and when
+    each write's problem changes) and ``status`` says the balancer is not running.
+    """
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import LOG
+
+    if args.once:
+        return {}
+    state_file = conf.resolved_state_file(hostname)
+    problem = writable_directory(state_file)
+    if problem:
+        LOG.warning("state_file %s: %s; `gbrowse_aws_balancer status` will not see this balancer", state_file, problem)
+    history = conf.master.history_file
+    return {
+        "state_file": state_file,
+        "history": JsonLines(history, max_bytes=conf.master.history_max_bytes) if history else None,
+        "identity": {"balancer_id": conf.resolved_balancer_id(hostname), "conf": conf.path, "host": hostname},
+    }
 
 
 def run_once(balancer: t.Any, on_report: t.Callable[[t.Any], None]) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 # command with subprocess like any daemon does.
 # pylint: disable=ansible-bad-function
 
+import collections
 import logging
 import os
 import select
@@ -31,7 +32,10 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import Bala
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import JOIN_INTERVAL, SAMPLE_INTERVAL, Controller, Policy
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _decision as dec
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import Band, Plan
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, LaunchSpec
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, CapacityError, EC2Error, Instance, LaunchSpec
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _events as ev
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._history import JsonLines
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _state
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     CHECK_TIMEOUT,
     FleetView,
@@ -184,6 +188,11 @@ class PollReport:
     stale: list[str] = field(default_factory=list)  # slaves that do not run it yet
     refresh: list[str] = field(default_factory=list)  # stale slaves retired this poll
     refresh_launch: int = 0  # slaves launched this poll to replace stale ones
+    why: str = ""  # which load table row gave the band, and what held it up
+    measured: float | None = None  # the request rate of the poll's own sample
+    requests: int | None = None  # requests served since the last poll (for replay by simulate)
+    seconds: float = 0.0  # ... over these seconds
+    events: list[dict[str, t.Any]] = field(default_factory=list)  # what happened to each slave since the last poll
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
@@ -212,6 +221,11 @@ class PollReport:
             "errors": self.errors,
             "dry_run": self.dry_run,
             "publish_error": self.publish_error,
+            "why": self.why,
+            "measured": self.measured,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "events": self.events,
         }
 
     def status_line(self) -> str:
@@ -245,6 +259,9 @@ class Balancer:
         check: t.Callable[..., dict[str, Probe]] = check_slaves,
         reload: t.Callable[[str], str | None] | None = None,
         gbrowse_conf_dir: str = KNOWN_CONF_DIRS[0],
+        state_file: str | None = None,
+        history: JsonLines | None = None,
+        identity: t.Mapping[str, t.Any] | None = None,
     ) -> None:
         self.conf = conf
         self.ec2 = ec2
@@ -267,6 +284,20 @@ class Balancer:
         # renderfarm.conf when it starts, and may still call them until it ends.
         self.draining: dict[str, float] = {}
         self._spec: LaunchSpec | None = None
+        # What status, the history and the log tell about the balancer (see _state, _history, _events).
+        self.state_file = state_file
+        self.history = history
+        self.identity = dict(identity or {})  # balancer id, conf path, host: shown by status
+        self.started = clock()
+        self.spend = _state.Spend(self.started)
+        self.farm: dict[str, str | None] = {}  # the slaves renderfarm.conf lists (id -> address), as published
+        self.ours: set[str] = set()  # slaves we terminated: their going is no surprise
+        self.recent: collections.deque[ev.SlaveEvent] = collections.deque(maxlen=_state.RECENT_EVENTS)
+        self.recent_errors: collections.deque[tuple[float, str]] = collections.deque(maxlen=_state.RECENT_ERRORS)
+        self._events: list[ev.SlaveEvent] = []  # since the last poll's report
+        self._requests = self._span = 0.0  # requests counted by the samples since the last poll, and their seconds
+        self._last: PollReport | None = None
+        self._record_error: str | None = None
 
     # -- configuration ------------------------------------------------------
 
@@ -296,6 +327,9 @@ class Balancer:
             load, error = None, str(exc)
         value = load.signal(self.conf.master.load_signal) if load is not None else None
         self.controller.observe(self.clock(), value, load.interval if load is not None else 0.0)
+        if load is not None and load.rate is not None:
+            self._requests += load.rate * load.interval
+            self._span += load.interval
         return load, error
 
     def sample_between_polls(self) -> bool:
@@ -312,11 +346,17 @@ class Balancer:
         """
         if self.dry_run:
             return False
+        before = self.fleet.last
         fleet = self.fleet.join(self.clock())
-        if fleet is None or not (fleet.gained or fleet.lost):
+        if fleet is None:
             return False
-        self._log_readiness(fleet)
-        self.publish(fleet.renderers(self.settings.ports, excluding=self.draining))
+        if not (fleet.gained or fleet.lost):
+            self._tell(ev.vanished_events(before, fleet, self.ours, (), self.clock()))
+            return False
+        self._log_slow(fleet)
+        renderers = fleet.renderers(self.settings.ports, excluding=self.draining)
+        left = self._farm_changed(fleet, None, renderers, self.publish(renderers))
+        self._tell(ev.vanished_events(before, fleet, self.ours, left, self.clock()))
         return bool(fleet.gained)
 
     def poll(self, load: Load | None = None, load_error: str | None = None, *, sampled: bool = False) -> PollReport:
@@ -331,8 +371,9 @@ class Balancer:
             errors.append(load_error)
             LOG.warning("Cannot read the load from Apache (%s): holding the fleet as it is", load_error)
 
+        before = self.fleet.last
         fleet = self.fleet.observe(now)
-        self._log_readiness(fleet)
+        self._log_slow(fleet)
         alive = dec.alive(dec.counted(fleet, self.draining))
         decision = self.controller.decide(now, alive)
         actions = dec.decide(fleet, decision.band, self.settings, now, self.draining)
@@ -343,13 +384,18 @@ class Balancer:
             # Out of the render farm first, then terminate: GBrowse never calls a dying slave.
             # A farm that cannot be published is held as it is: a launched slave would only
             # bill, and one terminated might still be in the renderfarm.conf GBrowse reads.
-            if self.publish(actions.renderers, launching=bool(actions.launch)) is not None:
+            published = self.publish(actions.renderers, launching=bool(actions.launch))
+            if published is not None:
                 errors.append(t.cast(str, self.publish_error))
                 actions = actions.hold()
+            left = self._farm_changed(fleet, actions, actions.renderers, published)
+            self._tell(ev.vanished_events(before, fleet, self.ours, left, now))
             self.draining = dict(actions.draining)
             self._act(fleet, actions)
             if actions.launch:
                 launched = self._launch(actions.launch, errors)
+                self._tell(ev.launch_events(launched, actions, now))
+            self.ours &= {i.id for i in fleet.instances} | set(actions.terminate)
 
         self.alive = actions.plan.current - len(actions.plan.remove) + len(launched)
         report = PollReport(
@@ -374,17 +420,19 @@ class Balancer:
             stale=list(actions.stale),
             refresh=list(actions.refresh),
             refresh_launch=actions.refresh_launch,
+            why=decision.why,
+            measured=load.rate if load else None,
+            requests=round(self._requests) if self._span else None,
+            seconds=self._span,
+            events=[e.as_dict() for e in self._events],
         )
+        self._events, self._requests, self._span = [], 0.0, 0.0
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
         # and what changed (ready, lost, launched, terminated) at 2.
         LOG.debug(report.status_line())
         return report
 
-    def _log_readiness(self, fleet: dec.FleetSnapshot) -> None:
-        for iid in fleet.gained:
-            LOG.info("Slave %s at %s is ready", iid, fleet.addresses[iid])
-        for iid in fleet.lost:
-            LOG.warning("Slave %s at %s stopped answering: out of the render farm", iid, fleet.addresses[iid])
+    def _log_slow(self, fleet: dec.FleetSnapshot) -> None:
         for iid, missed in fleet.slow:
             LOG.warning(
                 "Slave %s at %s is slow to answer (%d of %d checks in a row): kept in the render farm",
@@ -394,10 +442,38 @@ class Balancer:
                 self.conf.slave.ready_misses,
             )
 
+    # -- telling what happened to each slave ----------------------------------
+
+    def _tell(self, events: t.Iterable[ev.SlaveEvent]) -> None:
+        """One log line per slave event; kept for the poll's report and for status."""
+        for event in events:
+            (LOG.warning if event.unexpected else LOG.info)("%s", event.line())
+            self.recent.append(event)
+            self._events.append(event)
+
+    def _farm_changed(
+        self,
+        fleet: dec.FleetSnapshot,
+        actions: dec.Actions | None,
+        renderers: t.Sequence[str],
+        publish_error: str | None,
+        left_because: str | None = None,
+    ) -> set[str]:
+        """After a publish: tell who joined and who left the farm, and why. Returns the ids that left."""
+        if publish_error is not None:
+            return set()  # renderfarm.conf is as it was
+        farm = ev.farm_ids(fleet, renderers)
+        events = ev.farm_events(
+            self.farm, farm, fleet, actions, self.clock(), self.conf.slave.drain_time, left_because
+        )
+        self.farm = farm
+        self._tell(events)
+        return {e.id for e in events if e.what == ev.LEFT}
+
     # -- acting -------------------------------------------------------------
 
     def _act(self, fleet: dec.FleetSnapshot, actions: dec.Actions) -> None:
-        """Start the drains and terminate what goes (the render farm no longer lists either)."""
+        """Terminate what goes (the render farm no longer lists it; the drains started with the publish)."""
         generations = {s.id: s.generation for s in fleet.slaves}
         for iid in actions.refresh:
             LOG.info(
@@ -415,17 +491,9 @@ class Balancer:
                 self.settings.generation,
                 len(actions.stale),
             )
-        for iid in actions.drain:
-            LOG.info(
-                "Slave %s at %s is out of the render farm: terminating it in %.0f s (drain_time)",
-                iid,
-                fleet.addresses[iid],
-                self.conf.slave.drain_time,
-            )
         if actions.terminate:
-            for iid in actions.expired:
-                LOG.warning("Slave %s was not ready within %s min: replacing it", iid, self.conf.slave.ready_timeout)
-            LOG.info("Terminating %s", " ".join(actions.terminate))
+            self._tell(ev.terminate_events(fleet, actions, self.clock(), self.conf.slave.ready_timeout))
+            self.ours.update(actions.terminate)
             self.ec2.terminate(actions.terminate)
             self.fleet.terminated_now(actions.terminate, self.clock())
 
@@ -456,7 +524,6 @@ class Balancer:
             LOG.warning("Launch partly failed: %s: %s", code, message)
             errors.append(f"{code}: {message}")
         if result.instance_ids:
-            LOG.info("Launched %s", " ".join(result.instance_ids))
             self.fleet.launched_now(result.instance_ids, self.clock(), self.settings.generation)
         return list(result.instance_ids)
 
@@ -499,12 +566,100 @@ class Balancer:
             LOG.info("on_exit = keep: leaving the fleet running for the next balancer")
             return
         LOG.info("Shutting down: emptying the render farm and terminating the slaves")
-        if self.publish([]) is not None:
+        last = self.fleet.last or dec.FleetSnapshot()
+        self._farm_changed(last, None, (), self.publish([]), left_because="shutdown")
+        if self.publish_error is not None:
             LOG.warning("Terminating the slaves anyway: GBrowse lists them until renderfarm.conf can be rewritten")
-        left = teardown(self.ec2, wait)
+        left = teardown(self.ec2, wait, on_terminate=self._terminated_at_shutdown)
         if left:
             LOG.error("Slaves still shutting down after %.0f s: %s", wait, " ".join(left))
         LOG.info("Normal termination")
+
+    def _terminated_at_shutdown(self, instances: list[Instance]) -> None:
+        told = {e.id for e in self.recent if e.what == ev.TERMINATED and e.reason == "shutdown"}
+        addresses = self.fleet.last.addresses if self.fleet.last else {}
+        self._tell(
+            ev.SlaveEvent(i.id, addresses.get(i.id) or i.private_ip, ev.TERMINATED, "shutdown", self.clock())
+            for i in instances
+            if i.id not in told
+        )
+        self.ours.update(i.id for i in instances)
+
+    # -- what status and the history read ---------------------------------------
+
+    def note_error(self, message: str) -> None:
+        """An error for status's recent errors (the poll's own errors are noted by record())."""
+        self.recent_errors.append((self.clock(), message))
+
+    def state(self, phase: str, report: PollReport | None, last_errors: t.Sequence[str] = ()) -> dict[str, t.Any]:
+        """The state file's contents: the balancer's view now (see _state)."""
+        now = self.clock()
+        fleet = self.fleet.last or dec.FleetSnapshot()
+        states = {s.id: s.state.value for s in dec.counted(fleet, self.draining)}
+        slaves = _state.slave_rows(fleet.instances, states, fleet.addresses, self.farm, now)
+        self.spend.update(now, *_state.spend_rate(slaves, self.conf.slave.spot_bid))
+        return {
+            "version": _state.VERSION,
+            **self.identity,
+            "pid": os.getpid(),
+            "phase": phase,
+            "time": now,
+            "poll_time": report.at if report else None,
+            "started": self.started,
+            "poll_interval": self.conf.master.poll_interval * 60,
+            "dry_run": self.dry_run,
+            "load": {
+                "value": report.load if report else None,
+                "signal": self.conf.master.load_signal,
+                "measured": report.measured if report else None,
+                "apache_lifetime": report.req_per_sec if report else None,
+                "busy_workers": report.busy_workers if report else None,
+                "idle_workers": report.idle_workers if report else None,
+            },
+            "band": {
+                "min": report.band.min if report else None,
+                "max": report.band.max if report else None,
+                "held": report.held if report else False,
+                "why": report.why if report else "",
+            },
+            "holding": self.publish_error,
+            "slaves": slaves,
+            "actions": [e.as_dict() for e in self.recent],
+            "errors": [{"time": at, "message": message} for at, message in self.recent_errors],
+            "last_errors": list(last_errors),
+            "spend": self.spend.as_dict(),
+        }
+
+    def record(self, phase: str, report: PollReport | None = None, failed: str | None = None) -> None:
+        """Rewrite the state file and add the poll's line to the history; a failure is logged when it changes.
+
+        ``failed``: the poll failed with this error (the view is the last poll's).
+        """
+        if report is not None:
+            self._last = report
+            for error in report.errors:
+                self.note_error(error)
+        if failed is not None:
+            self.note_error(failed)
+        problems = []
+        if self.state_file is not None:
+            last_errors = [failed] if failed else (report.errors if report else [])
+            try:
+                _state.write_state(self.state_file, self.state(phase, self._last, last_errors))
+            except OSError as exc:
+                problems.append(f"state file: {exc.strerror or exc}")
+        if self.history is not None and report is not None:
+            try:
+                self.history.append(report.as_dict())
+            except OSError as exc:
+                problems.append(f"history {self.history.path}: {exc.strerror or exc}")
+        problem = "; ".join(problems) or None
+        if problem != self._record_error:
+            if problem:
+                LOG.warning("Cannot record the balancer's state (%s): status and the history miss it", problem)
+            else:
+                LOG.info("The balancer's state is recorded again")
+        self._record_error = problem
 
 
 def run_reload_command(command: str) -> str | None:
@@ -560,6 +715,7 @@ def run(
     """
     notifier.send("READY=1", "STATUS=Taking a baseline sample of the load")
     balancer.sample()  # baseline: the first rate needs two readings
+    balancer.record("starting")
     next_poll = monotonic() + balancer.conf.master.poll_interval * 60
     next_sample = next_join = monotonic() + SAMPLE_INTERVAL
     watched = conf_identity(balancer.conf.path)
@@ -615,7 +771,9 @@ def run(
         except EC2Error as exc:
             LOG.error("Poll failed: %s (the fleet is unchanged; trying again next poll)", exc)
             notifier.send(f"STATUS=Poll failed: {exc}", "WATCHDOG=1")
+            balancer.record("running", failed=f"Poll failed: {exc}")
             continue
+        balancer.record("running", report)
         if on_report is not None:
             on_report(report)
         notifier.send(f"STATUS={report.status_line()}", "WATCHDOG=1")
@@ -623,9 +781,12 @@ def run(
             next_poll = monotonic() + balancer.conf.master.poll_interval * 60
     notifier.send("STOPPING=1", "STATUS=Cleaning up")
     LOG.info("Termination signal received")
+    balancer.record("stopping")
     try:
         balancer.shutdown()
     except EC2Error as exc:
         LOG.error("Cleanup failed: %s", exc)
+        balancer.record("stopped", failed=f"Cleanup failed: {exc}")
         return 1
+    balancer.record("stopped")
     return 0

@@ -364,9 +364,16 @@ def build_launch_spec(
     )
 
 
-def teardown(ec2: EC2, wait: float = 600.0, sleep: t.Callable[[float], None] = time.sleep) -> list[str]:
+def teardown(
+    ec2: EC2,
+    wait: float = 600.0,
+    sleep: t.Callable[[float], None] = time.sleep,
+    on_terminate: t.Callable[[list[Instance]], None] | None = None,
+) -> list[str]:
     """Terminate every slave of this balancer, wait until they are gone, then delete the
-    launch template and the security group. Returns the ids still alive after ``wait`` s."""
+    launch template and the security group. Returns the ids still alive after ``wait`` s.
+
+    ``on_terminate`` is told the instances each terminate call asks for (the daemon logs them)."""
     deadline = time.monotonic() + wait
     live: list[str] = []
     while True:
@@ -374,9 +381,11 @@ def teardown(ec2: EC2, wait: float = 600.0, sleep: t.Callable[[float], None] = t
         live = [i.id for i in fleet]
         if not live:
             break
-        running = [i.id for i in fleet if i.state != "shutting-down"]
+        running = [i for i in fleet if i.state != "shutting-down"]
         if running:
-            ec2.terminate(running)
+            ec2.terminate([i.id for i in running])
+            if on_terminate is not None:
+                on_terminate(running)
         if time.monotonic() > deadline:
             break
         sleep(2)

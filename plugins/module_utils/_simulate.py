@@ -6,7 +6,8 @@
 """``gbrowse_aws_balancer simulate``: replay traffic through the balancer's own decision code.
 
 The load comes from Apache access logs (common or combined format, plain or
-gzip) or a CSV of requests per second. It is replayed through the same
+gzip), a CSV of requests per second, or the balancer's own history
+(``history_file``, or ``--report``: JSON lines with each poll's requests). It is replayed through the same
 :class:`~._controller.Controller` and :func:`~._decision.plan` the daemon
 runs, against a model of EC2 (:class:`Model`): boot times, launch failures,
 slaves that never answer, spot reclaims. See docs/simulate.md.
@@ -155,7 +156,9 @@ def read_trace(patterns: t.Sequence[str]) -> Trace:
             with _open(path) as handle:
                 first = handle.readline()
                 rest = handle
-                if _is_csv(first):
+                if _is_history(first):
+                    n, b, msgs = _read_history(path, first, rest, per_second)
+                elif _is_csv(first):
                     n, b, msgs = _read_csv(path, first, rest, per_second)
                 else:
                     n, b, msgs = _read_log(path, first, rest, per_second)
@@ -372,6 +375,46 @@ def _read_csv(
         previous = when
         second = int(when)
         per_second[second] = per_second.get(second, 0) + int(count)
+    return number, bad, msgs
+
+
+def _is_history(first: bytes) -> bool:
+    return first.lstrip().startswith(b"{")
+
+
+def _read_history(
+    path: str, first: bytes, rest: t.Iterable[bytes], per_second: dict[int, int]
+) -> tuple[int, int, list[str]]:
+    """The balancer's history (or ``--report``) lines: each poll's ``requests`` spread evenly over its ``seconds``.
+
+    A poll without a count (the first after a start, Apache unreadable) adds nothing.
+    """
+    number = bad = 0
+    msgs: list[str] = []
+    for raw in _chain(first, rest):
+        number += 1
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            record = json.loads(text)
+            end, requests, seconds = float(record["time"]), record.get("requests"), float(record.get("seconds") or 0)
+            if requests is not None and (int(requests) != requests or requests < 0 or not math.isfinite(end)):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad += 1
+            if len(msgs) < 5:
+                msgs.append(f"{path}:{number}: expected a balancer history line (JSON with time, requests, seconds)")
+            continue
+        if requests is None or not 0 < seconds <= MAX_SPAN:
+            continue
+        last_second = int(end)
+        first_second = min(int(end - seconds) + 1, last_second)
+        span = max(1, last_second - first_second + 1)
+        share, extra = divmod(int(requests), span)
+        for offset in range(span):
+            second = first_second + offset
+            per_second[second] = per_second.get(second, 0) + share + (1 if offset < extra else 0)
     return number, bad, msgs
 
 

@@ -10,6 +10,7 @@ orderings and corner cases that are hard to provoke there.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import typing as t
@@ -481,3 +482,113 @@ def test_conf_identity_changes_with_a_replace_or_an_edit(tmp_path):
     assert conf_identity(str(conf)) != second
     conf.unlink()
     assert conf_identity(str(conf)) is None
+
+
+# -- what happened to each slave, the state file and the history ---------------------------------
+
+
+@pytest.fixture
+def log_lines():
+    import logging
+
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._daemon import LOG
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect(logging.DEBUG)
+    level = LOG.level
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.DEBUG)
+    yield lines
+    LOG.removeHandler(handler)
+    LOG.setLevel(level)
+
+
+def naming(lines: list[str], iid: str) -> list[str]:
+    return [line for line in lines if line.startswith(f"Slave {iid} ")]
+
+
+def test_each_slave_event_is_one_line_with_its_reason(make, log_lines):
+    """Launched, joined, reclaimed from the farm, vanished while booting, scaled in: one line each."""
+    bal, ec2, now = make([20, 20, 20, 20, 0])
+    bal.poll()
+    assert naming(log_lines, "i-0001") == ["Slave i-0001 at (no address yet) launched: wanted 2-3, 0 counted"]
+    ec2.reveal()
+    now[0] += 30
+    joined = bal.poll()
+    assert naming(log_lines, "i-0002")[-1] == "Slave i-0002 at 127.100.1.2 joined the render farm: answered the readiness check"
+    assert [e["event"] for e in joined.events] == ["joined", "joined"]
+    ec2.visible = [v for v in ec2.visible if v.id != "i-0001"]  # reclaimed behind our back
+    now[0] += 30
+    bal.poll()
+    assert naming(log_lines, "i-0001")[2:] == [
+        "Slave i-0001 at 127.100.1.1 left the render farm: "
+        "vanished: no longer described by EC2 (reclaimed, or terminated outside the balancer)"
+    ]
+    ec2.reveal()  # the replacement, i-0003
+    now[0] += 30
+    bal.poll()
+    now[0] += 30
+    down = bal.poll()
+    assert naming(log_lines, "i-0002")[2:] == [
+        "Slave i-0002 at 127.100.1.2 left the render farm: scale-in",
+        "Slave i-0002 at 127.100.1.2 terminated: scale-in (wanted 0-0, 2 counted)",
+    ]
+    assert {(e["id"], e["event"]) for e in down.events} >= {("i-0002", "terminated"), ("i-0003", "terminated")}
+    now[0] += 30
+    ec2.visible = []  # what we terminated is gone: no "vanished" line for it
+    bal.meter.rates.append(0)
+    bal.poll()
+    assert not [line for line in log_lines if "vanished" in line and "i-0001" not in line]
+
+
+def test_a_booting_slave_that_vanished_is_named(make, log_lines):
+    bal, ec2, now = make([20, 20], ready=lambda address: False)
+    bal.poll()
+    ec2.reveal()
+    now[0] += 30
+    bal.poll()
+    ec2.visible = [v for v in ec2.visible if v.id != "i-0002"]
+    assert bal.join_ready() is False
+    bal.fleet.looked = 0.0
+    assert naming(log_lines, "i-0002")[1:] == []  # a join without a describe cannot tell
+    bal.meter.rates.append(20)
+    now[0] += 30
+    bal.poll()
+    assert naming(log_lines, "i-0002")[1:] == [
+        "Slave i-0002 at 127.100.1.2 vanished: no longer described by EC2 (reclaimed, or terminated outside the balancer)"
+    ]
+
+
+def test_record_writes_the_state_file_and_the_history(make, tmp_path):
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._history import JsonLines
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._state import check, read_state
+
+    bal, ec2, now = make([20, 20, 20])
+    bal.state_file = str(tmp_path / "state.json")
+    bal.history = JsonLines(str(tmp_path / "history.jsonl"), max_bytes=10**6)
+    bal.identity = {"balancer_id": "b-1", "conf": "test.conf", "host": "h"}
+    bal.sample()  # the baseline (FakeMeter: 30 s at 20 req/s)
+    bal.record("starting")
+    assert read_state(bal.state_file)["phase"] == "starting"
+    bal.record("running", bal.poll())
+    ec2.reveal()
+    now[0] += 3600
+    report = bal.poll()
+    bal.record("running", report)
+    state = read_state(bal.state_file)
+    assert check(state, now[0], lambda pid: True)[0] == 0
+    assert (state["band"]["min"], state["band"]["max"]) == (2, 3) and "row at line 3" in state["band"]["why"]
+    assert [(s["id"], s["slave_state"], s["in_farm"], s["type"]) for s in state["slaves"]] == [
+        ("i-0001", "ready", True, "m5.large"), ("i-0002", "ready", True, "m5.large"),
+    ]
+    assert [a["event"] for a in state["actions"]] == ["launched", "launched", "joined", "joined"]
+    assert state["spend"]["per_hour"] == pytest.approx(0.16) and state["spend"]["basis"] == "spot_bid"
+    assert state["spend"]["since_start"] == pytest.approx(0.0)  # nothing ran in the hour before: now two bill
+    lines = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert [line["requests"] for line in lines] == [1200, 600]  # baseline+poll samples, then the poll's
+    assert lines[-1]["events"] == report.as_dict()["events"] and lines[-1]["min"] == 2
