@@ -283,7 +283,8 @@ class Controller:
             self._rises.popleft()
         up = self._index(boosted)
         row = self._row
-        self._why = [f"load estimate {boosted:.2f} (measured {load:.2f} plus noise margin): {self._row_text(up)}"]
+        margin = f" ({load:.2f} measured, plus margin)" if boosted > load else ""
+        self._why = [f"load estimate {boosted:.2f}{margin}: {self._row_text(up)}"]
         if up > row:
             row = up
         elif row >= 0:

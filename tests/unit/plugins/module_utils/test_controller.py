@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import Controller, Policy
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SCALE_IN_WINDOW, Controller, Policy
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
     Band,
     LoadRow,
@@ -234,12 +234,15 @@ def test_the_decision_says_which_row_and_what_held_it_up():
     assert low.why == "load 0.10: below the first row (0.5 req/s): no slaves; held up to min 2 by scale_in_delay (10 min)"
     adaptive = Controller(table, Policy(name="adaptive", margin=0))
     adaptive.observe(0.0, 12.0, 5)
-    assert adaptive.decide(0.0, alive=0).why.startswith("load estimate 12.00 (measured 12.00 plus noise margin): row at line 4")
+    assert adaptive.decide(0.0, alive=0).why == "load estimate 12.00: row at line 4 (>= 10 req/s: 2-3 slaves)"
+    margined = Controller(table, Policy(name="adaptive", margin=1))
+    margined.observe(0.0, 12.0, 5)
+    assert "(12.00 measured, plus margin): row at line 4" in margined.decide(0.0).why
     adaptive.observe(100.0, 0.0, 5)
     later = adaptive.decide(100.0, alive=2)
     assert later.band == Band(2, 2) and later.why.endswith(
         "no slaves; min kept from the row at line 4 (>= 10 req/s: 2-3 slaves): "
-        "the 95th percentile of the last 20 min (12.00) is not 10% under its threshold"
+        f"the 95th percentile of the last {SCALE_IN_WINDOW / 60:g} min (12.00) is not 10% under its threshold"
     )
     quick = Controller(table, Policy(name="adaptive", margin=0, scale_in_window=0))
     quick.observe(0.0, 12.0, 5)
