@@ -89,6 +89,8 @@ class MasterConf:
     state_file: str | None = None  # None: STATE_DIR/<balancer id>.json (resolved_state_file)
     history_file: str | None = None  # None: no history
     history_max_bytes: int = 10 * 1024 * 1024  # then rotated, HISTORY_KEEP copies kept
+    max_hourly_spend: float | None = None  # USD/hour for the whole fleet; None = no cap
+    on_demand_fallback: int = 0  # polls of spot capacity errors before on-demand slaves; 0 = never
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class SlaveConf:
     ready_misses: int = 3  # consecutive slow readiness checks before a ready slave leaves the farm
     drain_time: float = 60.0  # seconds a scaled-in slave stays up after it left the farm
     refresh_batch: int = 1  # slaves replaced at a time after image_id or data_snapshots changed; 0: never
+    on_demand_price: float | None = None  # USD/hour an on-demand slave may cost (and is counted at)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,10 @@ class BalancerConf:
             drain_time=self.slave.drain_time,
             generation=data_generation(self.slave.image_id, self.slave.data_snapshots),
             refresh_batch=self.slave.refresh_batch,
+            max_hourly_spend=self.master.max_hourly_spend,
+            spot_bid=self.slave.spot_bid,
+            on_demand_fallback=self.master.on_demand_fallback,
+            on_demand_price=self.slave.on_demand_price,
         )
 
 
@@ -340,6 +347,8 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("history_file", "history_file", _absolute_path),
         # At least a few polls' lines (one is 1-3 KiB) per file; at most what a post-mortem reads.
         _Key("history_max_bytes", "history_max_bytes", _between(4096, 1e9, "bytes", whole=True)),
+        _Key("max_hourly_spend", "max_hourly_spend", _between(0.001, 100000, "USD/hour")),
+        _Key("on_demand_fallback", "on_demand_fallback", _between(0, 1000, "polls", whole=True)),
     ),
     SLAVE: (
         _Key(
@@ -365,6 +374,9 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         # before the slave left it still gets its answer.
         _Key("drain_time", "drain_time", _between(0, 3600, "seconds")),
         _Key("refresh_batch", "refresh_batch", _between(0, MAX_SLAVES, whole=True)),
+        # No price list offline: the admin says what an on-demand slave costs at most
+        # (EC2 is told too, as the fleet's MaxTotalPrice).
+        _Key("on_demand_price", "on_demand_price", _between(0.001, 1000, "USD/hour")),
     ),
 }
 
@@ -611,6 +623,12 @@ class _Parser:
         zone, region = slave.get("availability_zone"), slave.get("region")
         if isinstance(zone, str) and isinstance(region, str) and not _zone_in_region(zone, region):
             self.error(self.seen[SLAVE]["availability_zone"], f"availability_zone: {zone!r} is not in region {region}")
+        fallback = self.values[MASTER].get("on_demand_fallback")
+        if isinstance(fallback, int) and fallback > 0 and slave.get("on_demand_price") is None:
+            self.error(
+                self.seen[MASTER]["on_demand_fallback"],
+                "on_demand_fallback: needs [SLAVE] on_demand_price (what an on-demand slave may cost, USD/hour)",
+            )
         if len(self.errors) > MAX_ERRORS:
             more = len(self.errors) - MAX_ERRORS
             self.errors[MAX_ERRORS:] = [f"{self.path}: ... and {more} more error{'s' if more > 1 else ''}"]
@@ -768,6 +786,9 @@ _UNITS = {
     "drain_time": "seconds",
     "refresh_batch": "slaves at a time",
     "history_max_bytes": f"bytes (then rotated, {HISTORY_KEEP} kept)",
+    "max_hourly_spend": "USD/hour",
+    "on_demand_fallback": "polls of spot capacity errors in a row (0: never)",
+    "on_demand_price": "USD/hour",
 }
 
 

@@ -193,6 +193,11 @@ class PollReport:
     requests: int | None = None  # requests served since the last poll (for replay by simulate)
     seconds: float = 0.0  # ... over these seconds
     events: list[dict[str, t.Any]] = field(default_factory=list)  # what happened to each slave since the last poll
+    cap_spend: float | None = None  # USD/hour of the fleet after this poll, as max_hourly_spend counts it
+    capped: int = 0  # launches max_hourly_spend withheld
+    lifecycle: str = dec.SPOT  # what this poll's launches were: spot, or on-demand (the fallback)
+    on_demand: int = 0  # on-demand slaves in the fleet
+    spot_failures: int = 0  # polls in a row whose spot launch found no capacity
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
@@ -226,6 +231,11 @@ class PollReport:
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
             "events": self.events,
+            "cap_spend": self.cap_spend,
+            "capped": self.capped,
+            "lifecycle": self.lifecycle,
+            "on_demand": self.on_demand,
+            "spot_failures": self.spot_failures,
         }
 
     def status_line(self) -> str:
@@ -298,6 +308,8 @@ class Balancer:
         self._requests = self._span = 0.0  # requests counted by the samples since the last poll, and their seconds
         self._last: PollReport | None = None
         self._record_error: str | None = None
+        self.spot_failures = 0  # polls in a row whose spot launch failed for capacity (the on-demand fallback's count)
+        self.cap_binding = False  # whether max_hourly_spend withheld launches at the last poll that wanted any
 
     # -- configuration ------------------------------------------------------
 
@@ -376,7 +388,9 @@ class Balancer:
         self._log_slow(fleet)
         alive = dec.alive(dec.counted(fleet, self.draining))
         decision = self.controller.decide(now, alive)
-        actions = dec.decide(fleet, decision.band, self.settings, now, self.draining)
+        market = dec.Market(spot_price=self.spot_price(), spot_failures=self.spot_failures)
+        actions = dec.decide(fleet, decision.band, self.settings, now, self.draining, market)
+        self._log_cap(actions)
         launched: list[str] = []
         if self.dry_run:
             self.draining = dict(actions.kept)
@@ -393,7 +407,7 @@ class Balancer:
             self.draining = dict(actions.draining)
             self._act(fleet, actions)
             if actions.launch:
-                launched = self._launch(actions.launch, errors)
+                launched = self._launch(actions.launch, errors, actions.lifecycle)
                 self._tell(ev.launch_events(launched, actions, now))
             self.ours &= {i.id for i in fleet.instances} | set(actions.terminate)
 
@@ -425,12 +439,52 @@ class Balancer:
             requests=round(self._requests) if self._span else None,
             seconds=self._span,
             events=[e.as_dict() for e in self._events],
+            cap_spend=actions.spend,
+            capped=actions.capped,
+            lifecycle=actions.lifecycle,
+            on_demand=len(fleet.on_demand & {s.id for s in actions.slaves if s.state is not dec.SlaveState.GOING}),
+            spot_failures=self.spot_failures,
         )
         self._events, self._requests, self._span = [], 0.0, 0.0
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
         # and what changed (ready, lost, launched, terminated) at 2.
         LOG.debug(report.status_line())
         return report
+
+    def spot_price(self) -> float | None:
+        """The highest current spot price among ``instance_type`` in the slaves' zone, for max_hourly_spend
+        (asked only with a cap; cached 10 minutes by the adapter). None: unknown, spot_bid counts."""
+        if self.conf.master.max_hourly_spend is None:
+            return None
+        slave = self.conf.slave
+        try:
+            if slave.availability_zone:
+                zones: tuple[str, ...] = (slave.availability_zone,)
+            elif slave.subnet:
+                zone = self.ec2.subnet_zone(slave.subnet)
+                zones = (zone,) if zone else ()
+            elif self.master.on_ec2 and self.master.availability_zone:
+                zones = (self.master.availability_zone,)  # the slaves go to the master's subnet
+            else:
+                zones = ()
+            return self.ec2.spot_price(slave.instance_types, zones)
+        except EC2Error as exc:
+            LOG.warning("Cannot read the spot price (%s): counting each spot slave at spot_bid %s", exc, slave.spot_bid)
+            return None
+
+    def _log_cap(self, actions: dec.Actions) -> None:
+        """Log once when max_hourly_spend starts withholding launches, once when it no longer does."""
+        binding = actions.capped > 0
+        if binding and not self.cap_binding:
+            LOG.warning(
+                "max_hourly_spend %s USD/hour reached: %d slave(s) not launched (the fleet costs %.4f USD/hour)",
+                self.conf.master.max_hourly_spend,
+                actions.capped,
+                actions.spend or 0.0,
+            )
+        elif self.cap_binding and not binding:
+            LOG.info("max_hourly_spend no longer limits the fleet")
+        self.cap_binding = binding
 
     def _log_slow(self, fleet: dec.FleetSnapshot) -> None:
         for iid, missed in fleet.slow:
@@ -503,13 +557,25 @@ class Balancer:
             self._spec = build_launch_spec(self.conf, self.ec2, self.master, self.ssh_key, self.databases)
         return self._spec
 
-    def _launch(self, count: int, errors: list[str]) -> list[str]:
+    def _launch(self, count: int, errors: list[str], lifecycle: str = dec.SPOT) -> list[str]:
+        on_demand = lifecycle == dec.ON_DEMAND
         try:
             spec = self.launch_spec()
-            result = self.ec2.launch(count, spec)
+            if on_demand:
+                LOG.warning(
+                    "No spot capacity for %d poll(s) in a row (on_demand_fallback): launching %d on-demand slave(s)",
+                    self.spot_failures,
+                    count,
+                )
+                result = self.ec2.launch(count, spec, on_demand_price=self.conf.slave.on_demand_price)
+            else:
+                result = self.ec2.launch(count, spec)
         except CapacityError as exc:
-            # No spot capacity at our price: nothing stays open, try again next poll.
-            LOG.warning("No spot capacity for %d slave(s) (%s): will retry next poll", count, exc)
+            # No capacity at our price: nothing stays open, try again next poll.
+            if not on_demand:
+                self.spot_failures += 1
+            kind = "on-demand" if on_demand else "spot"
+            LOG.warning("No %s capacity for %d slave(s) (%s): will retry next poll", kind, count, exc)
             errors.append(str(exc))
             return []
         except EC2Error as exc:
@@ -520,11 +586,22 @@ class Balancer:
                 self._spec = None
                 self.ec2.forget()
             return []
+        finally:
+            # Housekeeping the launch did on the way (pruning old template versions) that failed.
+            warnings = getattr(self.ec2, "warnings", [])
+            for warning in warnings:
+                LOG.warning("%s", warning)
+            warnings.clear()
         for code, message in result.errors:
             LOG.warning("Launch partly failed: %s: %s", code, message)
             errors.append(f"{code}: {message}")
         if result.instance_ids:
-            self.fleet.launched_now(result.instance_ids, self.clock(), self.settings.generation)
+            self.fleet.launched_now(
+                result.instance_ids, self.clock(), self.settings.generation, on_demand=on_demand
+            )
+            if not on_demand and self.spot_failures:
+                LOG.info("Spot capacity is back after %d poll(s) without", self.spot_failures)
+                self.spot_failures = 0
         return list(result.instance_ids)
 
     def publish(self, renderers: t.Sequence[str], launching: bool = False) -> str | None:

@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import hashlib
 import json
+import math
 import typing as t
 from dataclasses import dataclass, field
 
@@ -275,6 +276,10 @@ class PollSettings:
     drain_time: float = 0.0  # seconds a scaled-in ready slave stays out of the farm before it is terminated
     generation: str | None = None  # the data generation slaves should run (data_generation()); None: no refresh
     refresh_batch: int = 1  # at most this many slaves replaced at a time for new data; 0: never replaced
+    max_hourly_spend: float | None = None  # USD/hour for the whole fleet; None: no cap
+    spot_bid: float | None = None  # a spot slave's price when the current spot price is unknown
+    on_demand_fallback: int = 0  # polls of failed spot launches before on-demand ones; 0: never
+    on_demand_price: float | None = None  # what an on-demand slave costs (USD/hour), for the cap
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,7 @@ class FleetSnapshot:
     gained: tuple[str, ...] = ()  # ready since the last look
     lost: tuple[str, ...] = ()  # ready at the last look, not now
     slow: tuple[tuple[str, int], ...] = ()  # (ready slave, slow checks in a row), kept in the farm
+    on_demand: frozenset[str] = frozenset()  # on-demand slaves (the spot fallback's); all others are spot
 
     @property
     def ready(self) -> frozenset[str]:
@@ -304,6 +310,41 @@ class FleetSnapshot:
         gone = set(excluding)
         ready = sorted(self.ready - gone)
         return tuple(f"http://{a}:{port}" for a in (self.addresses.get(i) for i in ready) if a for port in ports)
+
+
+#: What a launch asks EC2 for (``Actions.lifecycle``).
+SPOT = "spot"
+ON_DEMAND = "on-demand"
+
+
+@dataclass(frozen=True)
+class Market:
+    """What the daemon knows of the spot market this poll; the pure decision has no other way to learn it.
+
+    ``spot_price``: the highest current spot price (USD/hour) among the offered
+    instance types in the fleet's zone(s), None when unknown (then the spot
+    bid is the price). ``spot_failures``: polls in a row whose spot launch
+    failed for lack of capacity (reset by a spot launch that succeeds).
+    """
+
+    spot_price: float | None = None
+    spot_failures: int = 0
+
+
+def spot_price(settings: PollSettings, market: Market) -> float | None:
+    """What a spot slave is counted at: the current price but never more than the bid (EC2 charges
+    no more), else the bid."""
+    price = market.spot_price if market.spot_price is not None else settings.spot_bid
+    if price is not None and settings.spot_bid is not None:
+        price = min(price, settings.spot_bid)
+    return price
+
+
+def affordable(cap: float, spend: float, price: float) -> int:
+    """How many slaves at ``price`` fit between ``spend`` and ``cap`` (USD/hour); never negative."""
+    if price <= 0:
+        raise ValueError(f"invalid price {price!r}")
+    return max(0, math.floor((cap - spend) / price + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -328,6 +369,9 @@ class Actions:
     stale: tuple[str, ...] = ()  # slaves not running the current data generation (refresh())
     refresh: tuple[str, ...] = ()  # stale slaves retired this poll (also in terminate or drain)
     refresh_launch: int = 0  # of ``launch``, how many replace stale slaves
+    lifecycle: str = SPOT  # what ``launch`` launches: SPOT, or ON_DEMAND (the fallback)
+    capped: int = 0  # launches the plan wanted and max_hourly_spend withheld
+    spend: float | None = None  # USD/hour of the slaves still billed after this poll (with its launches), when capped
 
     def hold(self) -> Actions:
         """The same poll with nothing launched, terminated or drained (the render farm could not be published)."""
@@ -360,6 +404,7 @@ def decide(
     settings: PollSettings,
     now: float,
     draining: t.Mapping[str, float] | None = None,
+    market: Market | None = None,
 ) -> Actions:
     """One poll's actions: the daemon, the spot_fleet module and the simulator all act on this.
 
@@ -370,23 +415,61 @@ def decide(
     Draining slaves no longer described are forgotten. Slaves with data
     older than ``settings.generation`` go first when the fleet shrinks and,
     inside the band, are replaced a batch at a time (:func:`refresh`).
+
+    With ``market`` (the daemon's; see :class:`Market`):
+
+    - **spend cap**: launches stop where the slaves still billed (draining
+      ones too; on-demand ones at ``on_demand_price``) plus the launches would
+      cost more than ``max_hourly_spend`` an hour (:func:`capped`); a refresh's
+      launches too;
+    - **on-demand fallback**: after ``on_demand_fallback`` polls of failed spot
+      launches, a fleet below the band's min is filled with on-demand slaves
+      (when not even one fits under the cap, spot is tried again instead);
+    - **back to spot**: while on-demand slaves run and the min is met, the
+      plan counts spot slaves only, so it launches spot ones in their place
+      (a capacity error there just counts one more failed poll); an on-demand
+      slave goes once enough spot slaves are *ready* to hold the min without it.
+      The refresh waits meanwhile: the spot slaves come with the new data.
     """
+    market = market or Market()
     kept = {i: at for i, at in (draining or {}).items() if i in fleet.addresses}
     slaves = counted(fleet, kept)
     old = stale(slaves, settings.generation)
     ceiling = refresh_band(band, len(old), settings.refresh_batch)
-    decided = plan(ceiling, slaves, settings.max_launch, first=old)
-    refreshed = refresh(ceiling, slaves, settings) if decided.idle else Refresh(stale=old)
-    if refreshed.retire or refreshed.launch:
-        decided = dataclasses.replace(decided, launch=refreshed.launch, remove=refreshed.retire)
+    on_demand = {s.id for s in slaves if s.id in fleet.on_demand and s.state is not SlaveState.GOING}
+    fallback = 0 < settings.on_demand_fallback <= market.spot_failures and alive(slaves) < band.min
     ready = {s.id for s in slaves if s.state is SlaveState.READY}
-    drain = tuple(i for i in decided.remove if settings.drain_time > 0 and i in ready)
     drained = tuple(i for i, since in sorted(kept.items()) if now - since >= settings.drain_time)
-    terminate = (
-        tuple(i for i in decided.remove if i not in drain)
-        + tuple(i for i in fleet.expired if i not in decided.remove)
-        + drained
-    )
+
+    def planned(lifecycle: str) -> tuple[Plan, Refresh]:
+        if lifecycle == SPOT and on_demand:
+            return _back_to_spot(ceiling, slaves, on_demand, settings.max_launch, old), Refresh(stale=old)
+        decided = plan(ceiling, slaves, settings.max_launch, first=old)
+        refreshed = refresh(ceiling, slaves, settings) if decided.idle else Refresh(stale=old)
+        if refreshed.retire or refreshed.launch:
+            decided = dataclasses.replace(decided, launch=refreshed.launch, remove=refreshed.retire)
+        return decided, refreshed
+
+    def acting(decided: Plan, lifecycle: str) -> tuple[Plan, tuple[str, ...], tuple[str, ...], int, float | None]:
+        drain = tuple(i for i in decided.remove if settings.drain_time > 0 and i in ready)
+        terminate = (
+            tuple(i for i in decided.remove if i not in drain)
+            + tuple(i for i in fleet.expired if i not in decided.remove)
+            + drained
+        )
+        decided, withheld, spend = capped(decided, fleet, terminate, settings, market, lifecycle)
+        return decided, drain, terminate, withheld, spend
+
+    lifecycle = ON_DEMAND if fallback else SPOT
+    if fallback:
+        decided, refreshed = planned(ON_DEMAND)
+        decided, drain, terminate, withheld, spend = acting(decided, ON_DEMAND)
+        if not decided.launch:  # no on-demand slave fits under the cap: a cheaper spot one may
+            lifecycle = SPOT
+    if lifecycle == SPOT:
+        decided, refreshed = planned(SPOT)
+        decided, drain, terminate, withheld, spend = acting(decided, SPOT)
+    refreshed = dataclasses.replace(refreshed, launch=min(refreshed.launch, decided.launch))
     after = {i: at for i, at in kept.items() if i not in drained}
     after.update(dict.fromkeys(drain, now))
     return Actions(
@@ -402,4 +485,55 @@ def decide(
         stale=old,
         refresh=refreshed.retire,
         refresh_launch=refreshed.launch,
+        lifecycle=lifecycle,
+        capped=withheld,
+        spend=spend,
     )
+
+
+def _back_to_spot(
+    band: Band, slaves: t.Sequence[Slave], on_demand: t.Set[str], max_launch: int | None, first: t.Collection[str] = ()
+) -> Plan:
+    """The plan while on-demand slaves run and spot may be back: spot slaves alone are kept in ``band``
+    (so spot ones are launched in the on-demand ones' place), and the on-demand ones not needed to hold
+    the min with the *ready* spot slaves go (pending before booting before ready, newest first).
+    ``first``: spot slaves to scale in first (stale ones)."""
+    spot_only = tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in on_demand else s for s in slaves)
+    decided = plan(band, spot_only, max_launch, first=first)
+    ready_spot = sum(1 for s in spot_only if s.state is SlaveState.READY and s.id not in decided.remove)
+    keep = max(0, band.min - ready_spot)
+    rank = {state: i for i, state in enumerate(REMOVAL_ORDER)}
+    ordered = sorted((s for s in slaves if s.id in on_demand), key=lambda s: (rank[s.state], -s.launched, s.id))
+    retire = tuple(s.id for s in ordered[: max(0, len(ordered) - keep)])
+    return dataclasses.replace(decided, current=alive(slaves), remove=decided.remove + retire)
+
+
+def capped(
+    decided: Plan,
+    fleet: FleetSnapshot,
+    terminate: t.Collection[str],
+    settings: PollSettings,
+    market: Market,
+    lifecycle: str = SPOT,
+) -> tuple[Plan, int, float | None]:
+    """``decided`` with its launches cut to ``max_hourly_spend``: (plan, launches withheld, spend after the poll).
+
+    Billed: every described slave not going away and not terminated this poll
+    (a draining slave still bills). A spot slave counts at :func:`spot_price`
+    (the highest current price among the offered types: the fleet may get
+    any of them), an on-demand one at ``on_demand_price``. Without a cap, or
+    without a price to count by, nothing is cut and the spend is None. The
+    cap never terminates anything: a fleet above it (the price rose) only
+    stops growing.
+    """
+    cap = settings.max_hourly_spend
+    spot = spot_price(settings, market)
+    demand = settings.on_demand_price if settings.on_demand_price is not None else spot
+    if cap is None or spot is None or demand is None:
+        return decided, 0, None
+    gone = set(terminate)
+    billed = [s for s in fleet.slaves if s.state is not SlaveState.GOING and s.id not in gone]
+    spend = sum(demand if s.id in fleet.on_demand else spot for s in billed)
+    price = demand if lifecycle == ON_DEMAND else spot
+    launch = min(decided.launch, affordable(cap, spend, price))
+    return dataclasses.replace(decided, launch=launch), decided.launch - launch, spend + launch * price

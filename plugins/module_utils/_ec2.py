@@ -26,6 +26,11 @@ Cost per call, in EC2 API requests (``EC2.calls`` counts them):
   version and a default switch only when the template data changed.
 - :meth:`EC2.launch`: one ``CreateFleet`` (type ``instant``: the answer holds the
   instances or the errors, no request stays open to pile up).
+- :meth:`EC2.spot_price`: one ``DescribeSpotPriceHistory`` (a page per 1000
+  prices) every SPOT_PRICE_MAX_AGE seconds at most; none in between.
+- a new launch template version also prunes the old ones (those the
+  ``DescribeLaunchTemplateVersions`` it made anyway listed): one
+  ``DeleteLaunchTemplateVersions`` per 200, none when none is left to prune.
 - :meth:`EC2.terminate`: one ``TerminateInstances`` per 1000, plus one describe
   unless the last call was this object's :meth:`EC2.describe_fleet` and it saw
   every id (a poll describes once, then terminates from what it saw).
@@ -70,6 +75,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import 
     comparable,
     fleet_of,
     fleet_request,
+    highest_spot_price,
     image_of,
     ingress_rules,
     ip_permissions,
@@ -81,6 +87,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import 
     tag_filter,
     template_data,
     template_vanished,
+    versions_to_prune,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_errors import (
     LAUNCH_TEMPLATE,
@@ -116,6 +123,14 @@ DEFAULT_MAX_ATTEMPTS = 8
 #: other call came between and it holds every id asked): a poll's look and its
 #: terminations are seconds apart.
 FLEET_VIEW_MAX_AGE = 60.0
+
+#: How long a spot price is trusted (seconds): prices move over hours, a poll is seconds.
+SPOT_PRICE_MAX_AGE = 600.0
+
+#: Launch template versions kept besides the default: the one before it, to go back to by hand.
+TEMPLATE_VERSIONS_KEPT = 1
+#: The most DeleteLaunchTemplateVersions takes per call.
+DELETE_VERSIONS_BATCH = 200
 
 
 #: The region when nothing names one (conf, instance metadata, environment, AWS config): see region_and_source.
@@ -272,6 +287,11 @@ class EC2:
         self._template: tuple[LaunchSpec, str, int] | None = None  # (spec, template id, version)
         self._images: dict[str, Image] = {}
         self._group: tuple[tuple, str] | None = None  # (arguments, group id)
+        self._prices: dict[tuple, tuple[float, float | None]] = {}  # (types, zones) -> (when, price)
+        self._zones: dict[str, str | None] = {}  # subnet id -> its zone
+        #: Housekeeping that failed without failing the call it came with (pruning
+        #: old template versions): messages for the caller to log, then clear.
+        self.warnings: list[str] = []
 
     # -- bookkeeping ------------------------------------------------------
 
@@ -456,22 +476,54 @@ class EC2:
                     code="InvalidLaunchTemplateName.AlreadyExistsException",
                 )
         template_id = template["LaunchTemplateId"]
+        # Every version (one page: pruning keeps a handful): the default's data to compare, the rest to prune.
         with _api(f"describe launch template {template_id}"):
-            versions = self.client.describe_launch_template_versions(
-                LaunchTemplateId=template_id, Versions=["$Default"]
-            )["LaunchTemplateVersions"]
-        current = versions[0] if versions else {}
+            pages = self.client.get_paginator("describe_launch_template_versions").paginate(
+                LaunchTemplateId=template_id
+            )
+            versions = [v for page in pages for v in page.get("LaunchTemplateVersions") or ()]
+        current = next((v for v in versions if v.get("DefaultVersion")), {})
         version = int(current.get("VersionNumber", 0))
-        if not versions or comparable(current.get("LaunchTemplateData") or {}) != comparable(data):
+        if not current or comparable(current.get("LaunchTemplateData") or {}) != comparable(data):
             with _api(f"create a version of launch template {template_id}"):
                 created_version = self.client.create_launch_template_version(
                     LaunchTemplateId=template_id, LaunchTemplateData=data, VersionDescription="gbrowse_aws slave"
                 )["LaunchTemplateVersion"]
-            version = int(created_version["VersionNumber"])
+            previous, version = version, int(created_version["VersionNumber"])
             with _api(f"set the default version of launch template {template_id}"):
                 self.client.modify_launch_template(LaunchTemplateId=template_id, DefaultVersion=str(version))
+            self._prune_versions(template_id, versions_to_prune(versions, keep={version, previous}))
         self._template = (spec, template_id, version)
         return template_id
+
+    def _prune_versions(self, template_id: str, doomed: t.Sequence[int]) -> list[int]:
+        """Delete the ``doomed`` versions of our template (all but the new default and the one before
+        it, :func:`._ec2_data.versions_to_prune`); returns those deleted. No call when there are none.
+
+        One version piled up per conf change before. Housekeeping: a failure
+        (an older IAM policy without DeleteLaunchTemplateVersions, say) only
+        adds to ``warnings``; the next new version tries again.
+        """
+        deleted: list[int] = []
+        try:
+            for start in range(0, len(doomed), DELETE_VERSIONS_BATCH):
+                batch = doomed[start:start + DELETE_VERSIONS_BATCH]
+                with _api(f"delete old versions of launch template {template_id}"):
+                    answer = self.client.delete_launch_template_versions(
+                        LaunchTemplateId=template_id, Versions=[str(v) for v in batch]
+                    )
+                gone = answer.get("SuccessfullyDeletedLaunchTemplateVersions") or ()
+                deleted += [int(v["VersionNumber"]) for v in gone]
+                for failed in answer.get("UnsuccessfullyDeletedLaunchTemplateVersions") or ():
+                    error = failed.get("ResponseError") or {}
+                    self.warnings.append(
+                        f"Could not delete version {failed.get('VersionNumber')} of launch template {template_id}: "
+                        f"{error.get('Code', 'Unknown')}: {error.get('Message', '')}"
+                    )
+        except EC2Error as exc:
+            self.warnings.append(f"Old launch template versions are kept: {exc}")
+            return []
+        return deleted
 
     @property
     def template_version(self) -> int | None:
@@ -526,12 +578,16 @@ class EC2:
 
     # -- launching --------------------------------------------------------
 
-    def fleet_request(self, count: int, spec: LaunchSpec, template_id: str, version: int | str) -> dict[str, t.Any]:
-        """The CreateFleet parameters for ``count`` spot slaves (without ClientToken), tagged with our id."""
-        return fleet_request(count, spec, template_id, version, self.balancer_id)
+    def fleet_request(
+        self, count: int, spec: LaunchSpec, template_id: str, version: int | str, on_demand_price: float | None = None
+    ) -> dict[str, t.Any]:
+        """The CreateFleet parameters for ``count`` slaves (without ClientToken), tagged with our id:
+        spot ones, or on-demand ones at most ``on_demand_price`` each."""
+        return fleet_request(count, spec, template_id, version, self.balancer_id, on_demand_price)
 
-    def launch(self, count: int, spec: LaunchSpec) -> LaunchResult:
-        """Launch ``count`` spot slaves with one instant CreateFleet.
+    def launch(self, count: int, spec: LaunchSpec, on_demand_price: float | None = None) -> LaunchResult:
+        """Launch ``count`` spot slaves with one instant CreateFleet (on-demand ones, tagged
+        ``gbrowse-aws:lifecycle=on-demand``, with ``on_demand_price``: USD/hour one may cost).
 
         Returns the launched ids and EC2's errors for the rest (a partial launch
         is not an exception). Raises :class:`CapacityError` when nothing was
@@ -542,9 +598,11 @@ class EC2:
             raise ValueError(f"invalid number of slaves to launch: {count}")
         if count == 0:
             return LaunchResult(())
-        return launch_result(count, self._create_fleet(count, spec))
+        return launch_result(count, self._create_fleet(count, spec, on_demand_price=on_demand_price))
 
-    def _create_fleet(self, count: int, spec: LaunchSpec, again: bool = False) -> dict[str, t.Any]:
+    def _create_fleet(
+        self, count: int, spec: LaunchSpec, again: bool = False, on_demand_price: float | None = None
+    ) -> dict[str, t.Any]:
         """CreateFleet's answer; made once more with a template made anew when ours vanished.
 
         EC2 says so either way, an error of the call or errors in its answer:
@@ -554,7 +612,7 @@ class EC2:
         if again:
             self._template = None  # our template vanished behind our back (deleted by hand?)
         template_id = self.ensure_launch_template(spec)
-        params = self.fleet_request(count, spec, template_id, self.template_version or "$Default")
+        params = self.fleet_request(count, spec, template_id, self.template_version or "$Default", on_demand_price)
         # One token per request: botocore's retry of this very request (after a
         # timeout, say) cannot launch twice.
         params["ClientToken"] = str(uuid.uuid4())
@@ -567,7 +625,46 @@ class EC2:
         else:
             if again or not template_vanished(answer):
                 return answer
-        return self._create_fleet(count, spec, again=True)
+        return self._create_fleet(count, spec, again=True, on_demand_price=on_demand_price)
+
+    # -- spot prices ------------------------------------------------------
+
+    def spot_price(self, instance_types: t.Sequence[str], zones: t.Sequence[str] = ()) -> float | None:
+        """The highest current Linux/UNIX spot price (USD/hour) among ``instance_types`` in ``zones``
+        (all the region's when empty); None when EC2 gives none.
+
+        Asked at most every SPOT_PRICE_MAX_AGE seconds per (types, zones); a
+        failed call is remembered as long (None), and raises EC2Error once.
+        """
+        key = (tuple(sorted(set(instance_types))), tuple(sorted(set(zones))))
+        cached = self._prices.get(key)
+        if cached is not None and time.monotonic() - cached[0] < SPOT_PRICE_MAX_AGE:
+            return cached[1]
+        params: dict[str, t.Any] = {
+            "InstanceTypes": list(key[0]),
+            "ProductDescriptions": ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+            # From now: EC2 answers the price in effect now for each type and zone.
+            "StartTime": time.time(),
+        }
+        if key[1]:
+            params["Filters"] = [{"Name": "availability-zone", "Values": list(key[1])}]
+        try:
+            with _api("describe spot prices"):
+                pages = self.client.get_paginator("describe_spot_price_history").paginate(
+                    **params, PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE}
+                )
+                found = highest_spot_price(item for page in pages for item in page.get("SpotPriceHistory") or ())
+        except EC2Error:
+            self._prices[key] = (time.monotonic(), None)
+            raise
+        self._prices[key] = (time.monotonic(), found)
+        return found
+
+    def subnet_zone(self, subnet_id: str) -> str | None:
+        """The zone of ``subnet_id`` (described once per object)."""
+        if subnet_id not in self._zones:
+            self._zones[subnet_id] = self.describe_subnet(subnet_id).availability_zone
+        return self._zones[subnet_id]
 
     def forget(self) -> None:
         """Drop what this object remembers (template, image, security group, fleet): ask EC2 again next time.

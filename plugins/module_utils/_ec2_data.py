@@ -37,6 +37,9 @@ BALANCER_TAG = "gbrowse-aws:balancer-id"
 #: The data generation a slave was launched with (_decision.data_generation): after a sync the
 #: balancer replaces the slaves whose tag differs (or is missing) by reading tags alone.
 GENERATION_TAG = "gbrowse-aws:data-generation"
+#: Tag of the slaves launched on-demand (the spot fallback): value ON_DEMAND_VALUE. Spot slaves have none.
+LIFECYCLE_TAG = "gbrowse-aws:lifecycle"
+ON_DEMAND_VALUE = "on-demand"
 NAME_TAG_VALUE = "GBrowse Slave"
 
 #: What a balancer id may look like: it becomes part of resource names
@@ -367,33 +370,95 @@ def price(bid: float) -> str:
 
 
 def fleet_request(
-    count: int, spec: LaunchSpec, template_id: str, version: int | str, balancer_id: str
+    count: int,
+    spec: LaunchSpec,
+    template_id: str,
+    version: int | str,
+    balancer_id: str,
+    on_demand_price: float | None = None,
 ) -> dict[str, t.Any]:
-    """The CreateFleet parameters for ``count`` spot slaves (without ClientToken)."""
+    """The CreateFleet parameters for ``count`` slaves (without ClientToken): spot ones, or with
+    ``on_demand_price`` (USD/hour a slave may cost) on-demand ones.
+
+    Every instance type is one override: the more types, the more spot pools
+    EC2 may choose from. An on-demand fleet uses the same launch template and
+    overrides (without the spot bid), the lowest-priced type, at most
+    ``count * on_demand_price`` an hour in all (EC2 launches nothing dearer),
+    and tags its instances ``gbrowse-aws:lifecycle=on-demand`` at launch.
+    """
     if not spec.instance_types:
         raise ValueError("no instance type given")
     if not spec.spot_bid > 0:
         raise ValueError(f"invalid spot bid {spec.spot_bid!r}")
+    if on_demand_price is not None and not on_demand_price > 0:
+        raise ValueError(f"invalid on-demand price {on_demand_price!r}")
     overrides = []
     for instance_type in dict.fromkeys(spec.instance_types):
-        override: dict[str, t.Any] = {"InstanceType": instance_type, "MaxPrice": price(spec.spot_bid)}
+        override: dict[str, t.Any] = {"InstanceType": instance_type}
+        if on_demand_price is None:
+            override["MaxPrice"] = price(spec.spot_bid)
         if spec.subnet_id:
             override["SubnetId"] = spec.subnet_id
         elif spec.availability_zone:
             override["AvailabilityZone"] = spec.availability_zone
         overrides.append(override)
-    return {
-        "Type": "instant",
-        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
-        "TargetCapacitySpecification": {"TotalTargetCapacity": count, "DefaultTargetCapacityType": "spot"},
-        "LaunchTemplateConfigs": [
-            {
-                "LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": str(version)},
-                "Overrides": overrides,
-            }
-        ],
-        "TagSpecifications": [{"ResourceType": "fleet", "Tags": our_tags(balancer_id, name=False)}],
-    }
+    tags = [{"ResourceType": "fleet", "Tags": our_tags(balancer_id, name=False)}]
+    request: dict[str, t.Any] = {"Type": "instant"}
+    if on_demand_price is None:
+        request["SpotOptions"] = {"AllocationStrategy": "price-capacity-optimized"}
+        capacity = "spot"
+    else:
+        request["OnDemandOptions"] = {
+            "AllocationStrategy": "lowest-price",
+            "MaxTotalPrice": price(count * on_demand_price),
+        }
+        capacity = "on-demand"
+        # The launch template's instance tags too: the instance carries them all whether
+        # EC2 merges these with the template's or lets them replace those.
+        instance_tags = our_tags(balancer_id) + [{"Key": LIFECYCLE_TAG, "Value": ON_DEMAND_VALUE}]
+        if spec.generation:
+            instance_tags.append({"Key": GENERATION_TAG, "Value": spec.generation})
+        tags.append({"ResourceType": "instance", "Tags": instance_tags})
+    request.update(
+        {
+            "TargetCapacitySpecification": {"TotalTargetCapacity": count, "DefaultTargetCapacityType": capacity},
+            "LaunchTemplateConfigs": [
+                {
+                    "LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": str(version)},
+                    "Overrides": overrides,
+                }
+            ],
+            "TagSpecifications": tags,
+        }
+    )
+    return request
+
+
+def highest_spot_price(history: t.Iterable[t.Mapping[str, t.Any]]) -> float | None:
+    """The highest of the latest spot prices per (instance type, zone) in DescribeSpotPriceHistory
+    answers, None when there is none. The fleet may land in any offered pool: counting the
+    dearest keeps the spend cap safe."""
+    latest: dict[tuple[str, str], tuple[t.Any, float]] = {}
+    for item in history:
+        try:
+            value = float(item["SpotPrice"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        key = (str(item.get("InstanceType")), str(item.get("AvailabilityZone")))
+        when = item.get("Timestamp")
+        stamp = when.timestamp() if hasattr(when, "timestamp") else 0.0
+        if key not in latest or stamp > latest[key][0]:
+            latest[key] = (stamp, value)
+    return max((value for dummy, value in latest.values()), default=None)
+
+
+def versions_to_prune(versions: t.Iterable[t.Mapping[str, t.Any]], keep: t.Collection[int]) -> list[int]:
+    """Launch template versions to delete: every one but the default and those in ``keep``, oldest first."""
+    return sorted(
+        int(v["VersionNumber"])
+        for v in versions
+        if not v.get("DefaultVersion") and int(v["VersionNumber"]) not in keep
+    )
 
 
 def fleet_errors(answer: t.Mapping[str, t.Any]) -> tuple[tuple[str, str], ...]:

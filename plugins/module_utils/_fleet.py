@@ -32,6 +32,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     Instance,
     LaunchSpec,
 )
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import LIFECYCLE_TAG, ON_DEMAND_VALUE
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 
 #: EC2 states in which an instance still counts (and is still billed).
@@ -201,6 +202,7 @@ class FleetView:
     launched: dict[str, float] = field(default_factory=dict)  # id -> when CreateFleet returned it
     generations: dict[str, str | None] = field(default_factory=dict)  # launched id -> its data generation
     terminated: dict[str, float] = field(default_factory=dict)  # id -> when we terminated it
+    launched_on_demand: set[str] = field(default_factory=set)  # those of ``launched`` that are on-demand
     last: FleetSnapshot | None = None  # the last look, brought up to date by join()
     looked: float = 0.0  # when the fleet was last described
 
@@ -221,6 +223,10 @@ class FleetView:
             del self.launched[iid]
         for iid in set(self.generations) - set(self.launched):
             del self.generations[iid]
+        self.launched_on_demand &= set(self.launched)
+        on_demand = frozenset(
+            {i.id for i in instances if i.tags.get(LIFECYCLE_TAG) == ON_DEMAND_VALUE} | self.launched_on_demand
+        )
         counted = tuple(i for i in instances if i.id not in self.terminated)
         gained, lost = self.readiness.update(
             counted, addresses, self.conf.slave.ports[0], now, self.conf.slave.ready_misses
@@ -240,6 +246,7 @@ class FleetView:
             gained=tuple(gained),
             lost=tuple(lost),
             slow=tuple(sorted(self.readiness.misses.items())),
+            on_demand=on_demand,
         )
         return self.last
 
@@ -279,11 +286,16 @@ class FleetView:
         self.last = dataclasses.replace(last, slaves=slaves, gained=tuple(gained), lost=(), slow=())
         return self.last
 
-    def launched_now(self, instance_ids: t.Iterable[str], now: float, generation: str | None = None) -> None:
-        """Remember a launch until DescribeInstances shows it (``generation``: the data it was launched with)."""
+    def launched_now(
+        self, instance_ids: t.Iterable[str], now: float, generation: str | None = None, on_demand: bool = False
+    ) -> None:
+        """Remember a launch until DescribeInstances shows it (``generation``: the data it was launched with;
+        ``on_demand``: launched on-demand, the spot fallback)."""
         ids = list(instance_ids)
         self.launched.update(dict.fromkeys(ids, now))
         self.generations.update(dict.fromkeys(ids, generation))
+        if on_demand:
+            self.launched_on_demand.update(ids)
 
     def terminated_now(self, instance_ids: t.Iterable[str], now: float) -> None:
         self.terminated.update(dict.fromkeys(instance_ids, now))
