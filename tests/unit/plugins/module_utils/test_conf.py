@@ -190,6 +190,7 @@ def test_section_names_any_case_and_spacing(header):
         ("refresh_batch = 0", "refresh_batch", 0),
         ("refresh_batch = 3", "refresh_batch", 3),
         ("spot_bid = 1e-1", "spot_bid", 0.1),
+        ("on_demand_price = 0.096", "on_demand_price", 0.096),
     ],
 )
 def test_slave_values(line, field, value):
@@ -221,6 +222,9 @@ def test_slave_values(line, field, value):
         ("scale_in_delay = 10", "scale_in_delay", 10.0),
         ("max_launch_per_poll = 3", "max_launch_per_poll", 3),
         ("status_timeout = 0.5", "status_timeout", 0.5),
+        ("max_hourly_spend = 2.5", "max_hourly_spend", 2.5),
+        ("max_hourly_spend =", "max_hourly_spend", None),  # no cap
+        ("on_demand_fallback = 0", "on_demand_fallback", 0),
     ],
 )
 def test_master_values(line, field, value):
@@ -348,6 +352,15 @@ SLAVE_HEAD = "[LOAD TABLE]\n1 0 1\n[SLAVE]\n"
         (HEAD + "status_timeout = -2\n[SLAVE]\n", ["4: status_timeout: '-2' must be from 0.1 to 300 seconds"]),
         (HEAD + "scale_in_delay = -1\n[SLAVE]\n", ["4: scale_in_delay: '-1' must be from 0 to 1440 minutes"]),
         (HEAD + "max_launch_per_poll = 0\n[SLAVE]\n", ["4: max_launch_per_poll: '0' must be from 1 to 1000"]),
+        (HEAD + "max_hourly_spend = 0\n[SLAVE]\n", ["4: max_hourly_spend: '0' must be from 0.001 to 100000 USD/hour"]),
+        (HEAD + "max_hourly_spend = $5\n[SLAVE]\n", ["4: max_hourly_spend: '$5' is not a number"]),
+        (HEAD + "on_demand_fallback = -1\n[SLAVE]\n", ["4: on_demand_fallback: '-1' must be from 0 to 1000 polls"]),
+        (HEAD + "on_demand_fallback = 1.5\n[SLAVE]\n", ["4: on_demand_fallback: '1.5' is not a whole number"]),
+        (
+            HEAD + "on_demand_fallback = 3\n[SLAVE]\n",
+            ["4: on_demand_fallback: needs [SLAVE] on_demand_price (what an on-demand slave may cost, USD/hour)"],
+        ),
+        (SLAVE_HEAD + "on_demand_price = 0\n", ["4: on_demand_price: '0' must be from 0.001 to 1000 USD/hour"]),
         (HEAD + "max_launch_per_poll = 1.5\n[SLAVE]\n", ["4: max_launch_per_poll: '1.5' is not a whole number"]),
         # ports
         (SLAVE_HEAD + "ports = 0\n", ["4: ports: '0' is not a port number (1-65535)"]),
@@ -1156,3 +1169,17 @@ def test_state_file_history_file_and_history_max_bytes():
         "a.conf:5: history_max_bytes: '4095' must be from 4096 to 1e+09 bytes",
         "a.conf:6: history_file: 'h.jsonl' is not an absolute path",
     ]
+
+
+def test_spend_cap_and_fallback_reach_the_poll_settings():
+    conf = parse_conf(
+        "[MASTER]\nmax_hourly_spend = 1.5\non_demand_fallback = 4\n" + SLAVE_HEAD.replace("[MASTER]\n", "")
+        + "spot_bid = 0.2\non_demand_price = 0.4\n",
+        P,
+    )
+    settings = conf.poll_settings()
+    assert (settings.max_hourly_spend, settings.spot_bid, settings.on_demand_fallback, settings.on_demand_price) == (
+        1.5, 0.2, 4, 0.4,
+    )
+    default = parse_conf(SLAVE_HEAD, P).poll_settings()
+    assert (default.max_hourly_spend, default.on_demand_fallback, default.on_demand_price) == (None, 0, None)

@@ -14,12 +14,15 @@ import pytest
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
     Band,
     FleetSnapshot,
+    Market,
     PollSettings,
     Slave,
     SlaveState,
+    affordable,
     alive,
     counted,
     decide,
+    spot_price,
 )
 
 P, B, R, G = SlaveState.PENDING, SlaveState.BOOTING, SlaveState.READY, SlaveState.GOING
@@ -355,3 +358,167 @@ def test_a_refresh_converges_poll_by_poll(band, size, batch, drain_time) -> None
         fleet = {i: ({P: B, B: R}.get(s, s), at, g) for i, (s, at, g) in fleet.items()}
     assert band.min <= len(fleet) <= band.max
     assert {g for dummy, dummy2, g in fleet.values()} == {NEW}
+
+
+# --------------------------------------------------------------------------
+# max_hourly_spend, the on-demand fallback and the way back to spot
+
+
+def market_snapshot(*slaves: tuple[str, SlaveState, float], on_demand: tuple[str, ...] = ()) -> FleetSnapshot:
+    return dataclasses.replace(snapshot(*slaves), on_demand=frozenset(on_demand))
+
+
+CAP = PollSettings(ports=(8101,), max_hourly_spend=1.0, spot_bid=0.30)
+FALLBACK = PollSettings(ports=(8101,), spot_bid=0.30, on_demand_fallback=3, on_demand_price=0.40)
+BOTH = dataclasses.replace(FALLBACK, max_hourly_spend=1.0)
+
+
+@pytest.mark.parametrize(
+    "fleet, band, settings, market, want",
+    [
+        pytest.param(
+            market_snapshot(), Band(10, 10), CAP, Market(spot_price=0.25),
+            dict(launch=4, capped=6, lifecycle="spot", terminate=(), spend=1.0),
+            id="the cap holds: 4 x 0.25 = 1.00 USD/hour, 6 launches withheld",
+        ),
+        pytest.param(
+            market_snapshot(), Band(10, 10), CAP, Market(spot_price=None),
+            dict(launch=3, capped=7, lifecycle="spot", terminate=(), spend=0.9),
+            id="no current price: each slave counts at spot_bid",
+        ),
+        pytest.param(
+            market_snapshot(), Band(10, 10), CAP, Market(spot_price=0.90),
+            dict(launch=3, capped=7, lifecycle="spot", terminate=(), spend=0.9),
+            id="a price above the bid counts at the bid: EC2 charges no more",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", B, 3)), Band(5, 6), CAP, Market(spot_price=0.25),
+            dict(launch=1, capped=1, lifecycle="spot", terminate=(), spend=1.0),
+            id="the slaves already billed count: 3 + 1 launched = 1.00",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", R, 3), ("i-4", R, 4), ("i-5", R, 5)),
+            Band(6, 6), CAP, Market(spot_price=0.25),
+            dict(launch=0, capped=1, lifecycle="spot", terminate=(), spend=1.25),
+            id="a fleet already above the cap (the price rose) stops growing and is not cut",
+        ),
+        pytest.param(
+            market_snapshot(), Band(2, 2), CAP, Market(spot_price=0.25),
+            dict(launch=2, capped=0, lifecycle="spot", terminate=(), spend=0.5),
+            id="below the cap nothing is withheld",
+        ),
+        pytest.param(
+            market_snapshot(), Band(2, 2), NO_DRAIN, Market(spot_price=5.0, spot_failures=9),
+            dict(launch=2, capped=0, lifecycle="spot", terminate=(), spend=None),
+            id="no cap and no fallback: the market changes nothing",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1)), Band(3, 3), FALLBACK, Market(spot_failures=2),
+            dict(launch=2, capped=0, lifecycle="spot", terminate=(), spend=None),
+            id="fewer failed polls than on_demand_fallback: spot again",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1)), Band(3, 3), FALLBACK, Market(spot_failures=3),
+            dict(launch=2, capped=0, lifecycle="on-demand", terminate=(), spend=None),
+            id="on_demand_fallback failed polls and the min unmet: on-demand",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1)), Band(5, 5), BOTH, Market(spot_price=0.20, spot_failures=3),
+            dict(launch=2, capped=2, lifecycle="on-demand", terminate=(), spend=1.0),
+            id="on-demand within the cap at on_demand_price: 0.20 + 2 x 0.40 = 1.00",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), on_demand=("i-1", "i-2")), Band(3, 3), BOTH,
+            Market(spot_price=0.05, spot_failures=5),
+            dict(launch=3, capped=0, lifecycle="spot", terminate=(), spend=0.95),
+            id="no on-demand slave fits under the cap (0.80 + 0.40 > 1.00): spot is tried instead",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2)), Band(1, 3), FALLBACK, Market(spot_failures=7),
+            dict(launch=0, capped=0, lifecycle="spot", terminate=(), spend=None),
+            id="the min met: no on-demand whatever the failures",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), on_demand=("i-1", "i-2")), Band(2, 3), FALLBACK,
+            Market(spot_failures=4),
+            dict(launch=2, capped=0, lifecycle="spot", terminate=(), spend=None),
+            id="on-demand slaves hold the min: spot ones are tried in their place, none terminated",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", B, 3), ("i-4", P, 4), on_demand=("i-1", "i-2")),
+            Band(2, 3), FALLBACK, Market(),
+            dict(launch=0, capped=0, lifecycle="spot", terminate=(), spend=None),
+            id="spot replacements on their way: the on-demand ones stay until they are ready",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", R, 3), ("i-4", B, 4), on_demand=("i-1", "i-2")),
+            Band(2, 3), FALLBACK, Market(),
+            dict(launch=0, capped=0, lifecycle="spot", terminate=("i-2",), spend=None),
+            id="one spot replacement ready: one on-demand slave goes (the newest), the min still held",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", R, 3), ("i-4", R, 4), on_demand=("i-1", "i-2")),
+            Band(2, 3), FALLBACK, Market(),
+            dict(launch=0, capped=0, lifecycle="spot", terminate=("i-2", "i-1"), spend=None),
+            id="all spot replacements ready: every on-demand slave goes",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), on_demand=("i-1", "i-2")), Band(0, 0), FALLBACK, Market(),
+            dict(launch=0, capped=0, lifecycle="spot", terminate=("i-2", "i-1"), spend=None),
+            id="scale-in to nothing: on-demand slaves go like any other",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), on_demand=("i-1", "i-2")), Band(2, 2), BOTH,
+            Market(spot_price=0.20),
+            dict(launch=1, capped=1, lifecycle="spot", terminate=(), spend=1.0),
+            id="replacements need room under the cap: 2 x 0.40 + 0.20 = 1.00, one at a time",
+        ),
+        pytest.param(
+            market_snapshot(("i-1", R, 1), ("i-2", R, 2), on_demand=("i-1", "i-2")), Band(2, 2), BOTH,
+            Market(spot_price=0.10),
+            dict(launch=2, capped=0, lifecycle="spot", terminate=(), spend=1.0),
+            id="cheap spot fits under the cap beside the on-demand slaves it replaces",
+        ),
+    ],
+)
+def test_decide_spend_cap_and_on_demand_fallback(fleet, band, settings, market, want) -> None:
+    actions = decide(fleet, band, settings, 100, {}, market)
+    got = dict(
+        launch=actions.launch,
+        capped=actions.capped,
+        lifecycle=actions.lifecycle,
+        terminate=actions.terminate,
+        spend=None if actions.spend is None else round(actions.spend, 6),
+    )
+    assert got == want
+    assert actions.plan.current == alive(actions.slaves)  # the report counts the whole fleet
+
+
+@pytest.mark.parametrize(
+    "cap, spend, price, want",
+    [(1.0, 0.0, 0.25, 4), (1.0, 0.0, 0.1, 10), (0.3, 0.0, 0.1, 3), (1.0, 1.2, 0.1, 0), (1.0, 0.95, 0.1, 0)],
+)
+def test_affordable_is_exact_at_the_edge_and_never_negative(cap, spend, price, want) -> None:
+    assert affordable(cap, spend, price) == want
+
+
+def test_spot_price_is_the_current_one_capped_by_the_bid() -> None:
+    assert spot_price(CAP, Market(spot_price=0.12)) == 0.12
+    assert spot_price(CAP, Market(spot_price=None)) == 0.30
+    assert spot_price(CAP, Market(spot_price=0.50)) == 0.30
+    assert spot_price(PollSettings(), Market()) is None
+
+
+def test_the_cap_holds_a_refresh_too() -> None:
+    """A fixed farm of 2 with old data may grow by a batch to refresh, but not past max_hourly_spend."""
+    fleet = FleetSnapshot(
+        slaves=(Slave("i-1", R, 1, generation="old"), Slave("i-2", R, 2, generation="old")),
+        addresses={"i-1": "10.0.0.1", "i-2": "10.0.0.2"},
+    )
+    settings = PollSettings(ports=(8101,), generation="new", refresh_batch=1, spot_bid=0.3)
+    free = decide(fleet, Band(2, 2), settings, 100)
+    assert (free.launch, free.refresh_launch) == (1, 1)
+    tight = decide(fleet, Band(2, 2), dataclasses.replace(settings, max_hourly_spend=0.6), 100, {}, Market())
+    assert (tight.launch, tight.refresh_launch, tight.capped, tight.terminate) == (0, 0, 1, ())
+    roomy = decide(fleet, Band(2, 2), dataclasses.replace(settings, max_hourly_spend=0.9), 100, {}, Market())
+    assert (roomy.launch, roomy.refresh_launch, roomy.capped) == (1, 1, 0)
