@@ -10,8 +10,10 @@ port in a background thread (``url``, ``start``, ``stop``, context manager);
 a subclass gives its request handler class (``make_handler``), usually a
 :class:`QuietHandler`. :class:`EC2Proxy` forwards everything to a loopback
 upstream (the moto server) and lets a subclass refuse an EC2 call with EC2's
-error answer instead (``refuse``) or look at and mend the answer
-(``answered``): tests/support/faultproxy.py and tests/support/volumes.py.
+error answer instead (``refuse``), answer it itself without forwarding it
+(``answer``: what moto does not do, e.g. a spot CreateFleet without capacity)
+or look at and mend the answer (``answered``): tests/support/faultproxy.py,
+tests/support/market.py and tests/support/volumes.py.
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ class EC2Proxy(LoopbackServer):
         """(status, EC2 error code, message) to answer ``action`` with instead of forwarding it, RESET, or None."""
         return None
 
+    def answer(self, action: str | None, params: dict[str, str]) -> bytes | None:
+        """An EC2 answer (HTTP 200, XML) to give ``action`` instead of forwarding it, or None to forward it."""
+        return None
+
     def answered(self, action: str | None, params: dict[str, str], status: int, data: bytes, headers: t.Any) -> bytes:
         """The upstream's answer to a forwarded request, as the client is to get it."""
         return data
@@ -166,6 +172,10 @@ class EC2Proxy(LoopbackServer):
                 if refusal is not None:
                     status, code, message = refusal
                     self.reply(status, [("Content-Type", "text/xml;charset=UTF-8")], ec2_error_body(code, message))
+                    return
+                own = proxy.answer(action, params)
+                if own is not None:
+                    self.reply(200, [("Content-Type", "text/xml;charset=UTF-8")], own)
                     return
                 status, headers, data = proxy.forward(self.command, self.path, self.headers, body)
                 self.reply(status, headers, proxy.answered(action, params, status, data, self.headers))
