@@ -28,11 +28,12 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import (
     EC2,
     GENERATION_TAG,
+    LIFECYCLE_TAG,
+    ON_DEMAND_VALUE,
     EC2Error,
     Instance,
     LaunchSpec,
 )
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2_data import LIFECYCLE_TAG, ON_DEMAND_VALUE
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 
 #: EC2 states in which an instance still counts (and is still billed).

@@ -46,17 +46,17 @@ def test_the_spend_cap_holds_under_a_load_that_wants_more(world):
             bal.wait_ready()
             first = load_until(bal, lambda r: r["launched"])
             assert len(first["launched"]) == 2 and first["capped"] == 3, first
-            assert abs(first["spend"] - 0.14) < 1e-9, first
+            assert abs(first["cap_spend"] - 0.14) < 1e-9, first
             for dummy in range(4):
                 report = bal.next_report()
                 assert report["launched"] == [] and report["capped"] == 3, report
-                assert report["spend"] <= 0.2, report
+                assert report["cap_spend"] <= 0.2, report
             assert len(ours(world.ec2)) == 2
             assert market.calls["DescribeSpotPriceHistory"] == 1  # cached for 10 minutes
             world.conf(table=((0.0, 5, 5),), extra_master={"max_hourly_spend": "0.5"})
             bal.signal(signal.SIGHUP)
             grown = load_until(bal, lambda r: r["pending"] + r["booting"] + r["ready"] == 5)
-            assert grown["capped"] == 0 and grown["spend"] <= 0.5, grown
+            assert grown["capped"] == 0 and grown["cap_spend"] <= 0.5, grown
             log = bal.log_tail(40000)
             assert log.count("max_hourly_spend 0.2 USD/hour reached: 3 slave(s) not launched") == 1, log
             assert log.count("max_hourly_spend no longer limits the fleet") == 1, log
@@ -95,7 +95,7 @@ def test_no_spot_capacity_for_n_polls_brings_on_demand_slaves_within_the_cap_the
                 reports.append(bal.next_report())
                 assert len(reports) < 20, reports
             # Never fewer ready slaves than the on-demand ones held, and no spot launch past the cap.
-            assert all(r["ready"] >= 2 and (r["spend"] is None or r["spend"] <= 0.55 + 1e-9) for r in reports), reports
+            assert all(r["ready"] >= 2 and (r["cap_spend"] is None or r["cap_spend"] <= 0.55 + 1e-9) for r in reports), reports
             final = load_until(bal, lambda r: r["ready"] == 3 and r["on_demand"] == 0)
             assert final["spot_failures"] == 0
             assert len(ours(world.ec2)) == 3 and not on_demand_ids(world.ec2)
