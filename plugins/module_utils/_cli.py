@@ -488,7 +488,7 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
             elif args.logfile:
                 print(f"gbrowse_aws_balancer: {problem}", file=sys.stderr)
             return EX_CONFIG
-        balancer, region, balancer_id, master = _start(args, conf, session, gbrowse)
+        balancer, region, balancer_id, master, queue = _start(args, conf, session, gbrowse)
         log.info(
             "Balancer %s: region %s, %s, polling %s every %s s%s",
             balancer_id,
@@ -511,6 +511,11 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
 
         signals = _daemon.Signals()
         signals.install()
+        if queue is not None:  # its receiver wakes the loop through the signals' self-pipe
+            from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._sqs import QueueWatcher
+
+            queue = QueueWatcher(queue, signals.wake).start()
+            log.info("Reading EC2's interruption events from %s", queue.queue.url)
 
         def reload_conf() -> BalancerConf | None:
             try:
@@ -519,11 +524,15 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
                 log.error("%s is broken; keeping the running configuration:\n%s", args.conf, exc)
                 return None
             log.info("Reloaded %s", args.conf)
+            if new.master.interruption_queue != conf.master.interruption_queue:
+                log.warning("interruption_queue changed: the balancer reads the new one after a restart")
             return new
 
         if startup:
             startup.ready()
-        return _daemon.run(balancer, signals=signals, notifier=notifier, reload_conf=reload_conf, on_report=on_report)
+        return _daemon.run(
+            balancer, signals=signals, notifier=notifier, reload_conf=reload_conf, on_report=on_report, queue=queue
+        )
     except (StartupError, EC2Error) as exc:
         if startup:
             startup.failed(str(exc))
@@ -548,8 +557,13 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
 
 def _start(
     args: argparse.Namespace, conf: BalancerConf, session: t.Any, gbrowse: GBrowseLayout
-) -> tuple[t.Any, str, str, t.Any]:
-    """The balancer object, its region, its id and the master: start-up's AWS-facing part."""
+) -> tuple[t.Any, str, str, t.Any, t.Any]:
+    """The balancer object, its region, its id, the master and the interruption queue (``_sqs.Queue``,
+    None without one, in a dry run or --once): start-up's AWS-facing part.
+
+    The queue's SQS client is the EC2 client's twin (same credentials,
+    endpoint rules and retries), in the queue's region when its URL names one.
+    """
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, make_client, resolved_region
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import discover_master
@@ -560,7 +574,8 @@ def _start(
     master = discover_master(conf, InstanceMetadata())
     region = resolved_region(conf.slave.region, os.environ, session, master_region=master.region)
     balancer_id = conf.resolved_balancer_id(hostname)
-    client = make_client(region, **credentials(args, os.environ))
+    keys = credentials(args, os.environ)
+    client = make_client(region, **keys)
     balancer = _daemon.Balancer(
         conf,
         ec2=EC2(client, balancer_id),
@@ -572,7 +587,14 @@ def _start(
         databases=gbrowse.databases,  # the slaves find the synced databases at the master's path
         **recording(args, conf, hostname),
     )
-    return balancer, region, balancer_id, master
+    queue = None
+    url = conf.master.interruption_queue
+    if url and not args.dry_run and not args.once:  # a dry run must not take another balancer's events
+        from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._sqs import Queue, queue_region
+
+        # Long polls of up to WAIT_SECONDS: the read timeout is that plus the usual 30 s.
+        queue = Queue(make_client(queue_region(url) or region, service="sqs", read_timeout=50.0, **keys), url)
+    return balancer, region, balancer_id, master, queue
 
 
 def recording(args: argparse.Namespace, conf: BalancerConf, hostname: str) -> dict[str, t.Any]:

@@ -29,7 +29,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import wr
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings, data_generation
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._lines import canonical_section, raw_lines, split_lines
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
-from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url, split_http_url
 
 if t.TYPE_CHECKING:  # _gbrowse_layout reads GBrowse.conf with _renderfarm, which imports this module
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import GBrowseLayout
@@ -91,6 +91,7 @@ class MasterConf:
     history_max_bytes: int = 10 * 1024 * 1024  # then rotated, HISTORY_KEEP copies kept
     max_hourly_spend: float | None = None  # USD/hour for the whole fleet; None = no cap
     on_demand_fallback: int = 0  # polls of spot capacity errors before on-demand slaves; 0 = never
+    interruption_queue: str | None = None  # SQS queue URL EventBridge sends EC2's interruption events to
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,17 @@ def _url(text: str) -> str:
     return text
 
 
+_QUEUE_PATH = re.compile(r"/[0-9]{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?", re.ASCII)
+
+
+def _queue_url(text: str) -> str:
+    """An SQS queue URL as CreateQueue returns it: ``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``."""
+    parts = split_http_url(_url(text))
+    if not _QUEUE_PATH.fullmatch(parts.path) or parts.query or parts.username:
+        raise _Invalid(f"{text!r} is not an SQS queue URL like https://sqs.us-west-2.amazonaws.com/123456789012/name")
+    return text
+
+
 def _balancer_id(text: str) -> str:
     if not _BALANCER_ID.fullmatch(text):
         raise _Invalid(f"{text!r} must be 1 to 64 of the characters A-Z a-z 0-9 . _ -")
@@ -349,6 +361,7 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("history_max_bytes", "history_max_bytes", _between(4096, 1e9, "bytes", whole=True)),
         _Key("max_hourly_spend", "max_hourly_spend", _between(0.001, 100000, "USD/hour")),
         _Key("on_demand_fallback", "on_demand_fallback", _between(0, 1000, "polls", whole=True)),
+        _Key("interruption_queue", "interruption_queue", _queue_url),
     ),
     SLAVE: (
         _Key(

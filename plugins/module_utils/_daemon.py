@@ -46,6 +46,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
     teardown,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import KNOWN_CONF_DIRS, writable_directory
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._interruptions import Kind, Malformed, describe, parse
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import write_renderfarm
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
@@ -131,6 +132,10 @@ class Signals:
             signal.signal(sig, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
 
+    def wake(self) -> None:
+        """Wake the loop from another thread (the interruption queue's receiver) or a handler."""
+        self._wake()
+
     def _wake(self) -> None:
         try:
             os.write(self._write, b"x")
@@ -198,6 +203,8 @@ class PollReport:
     lifecycle: str = dec.SPOT  # what this poll's launches were: spot, or on-demand (the fallback)
     on_demand: int = 0  # on-demand slaves in the fleet
     spot_failures: int = 0  # polls in a row whose spot launch found no capacity
+    interrupted: list[str] = field(default_factory=list)  # out on a spot interruption warning
+    retired: list[str] = field(default_factory=list)  # at risk, replaced: out
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
@@ -236,6 +243,8 @@ class PollReport:
             "lifecycle": self.lifecycle,
             "on_demand": self.on_demand,
             "spot_failures": self.spot_failures,
+            "interrupted": self.interrupted,
+            "retired": self.retired,
         }
 
     def status_line(self) -> str:
@@ -351,6 +360,41 @@ class Balancer:
             LOG.debug("Sample between polls failed: %s", error)
         return self.controller.wants_more(self.clock(), self.alive)
 
+    def read_queue(self, messages: t.Sequence[t.Any]) -> bool:
+        """The interruption queue's messages (``_sqs.Message``): remember what concerns our slaves.
+
+        True when one calls for a poll now: a spot interruption warning or a
+        rebalance recommendation for one of our slaves, or one of them
+        stopping or shutting down (not one we terminated ourselves). Events
+        about other instances and messages that are not EC2 events are
+        logged and dropped; the caller deletes every message.
+        """
+        urgent = False
+        now = self.clock()
+        for message in messages:
+            try:
+                notice = parse(message.body)
+            except Malformed as exc:
+                LOG.warning("Interruption queue: message %s is not an EC2 event (%s): deleted", message.message_id, exc)
+                continue
+            iid = notice.instance_id
+            if iid is None:
+                LOG.debug("Interruption queue: %s: nothing to act on", describe(notice))
+                continue
+            if not self.fleet.ours(iid):
+                LOG.debug("Interruption queue: %s: not one of our slaves, ignored", describe(notice))
+                continue
+            if notice.kind in (Kind.INTERRUPTION, Kind.REBALANCE):
+                # EventBridge's time, not after ours: a slave launched after the notice is its replacement.
+                at = min(notice.at, now) if notice.at is not None else now
+                self.fleet.warned(iid, at, interrupted=notice.kind is Kind.INTERRUPTION)
+            if notice.urgent and iid not in self.fleet.terminated:
+                LOG.warning("Interruption queue: %s: acting now", describe(notice))
+                urgent = True
+            else:
+                LOG.debug("Interruption queue: %s: nothing to hurry for", describe(notice))
+        return urgent
+
     def join_ready(self) -> bool:
         """Between polls: publish slaves that became ready since the last look. True when the farm grew.
 
@@ -444,6 +488,8 @@ class Balancer:
             lifecycle=actions.lifecycle,
             on_demand=len(fleet.on_demand & {s.id for s in actions.slaves if s.state is not dec.SlaveState.GOING}),
             spot_failures=self.spot_failures,
+            interrupted=list(actions.interrupted),
+            retired=list(actions.retired),
         )
         self._events, self._requests, self._span = [], 0.0, 0.0
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
@@ -779,6 +825,7 @@ def run(
     reload_conf: t.Callable[[], BalancerConf | None],
     on_report: t.Callable[[PollReport], None] | None = None,
     monotonic: t.Callable[[], float] = time.monotonic,
+    queue: t.Any = None,
 ) -> int:
     """The loop: ``while not stop: poll(); sleep until the next poll (pinging the watchdog)``.
 
@@ -789,6 +836,11 @@ def run(
     With the adaptive policy Apache is also sampled every SAMPLE_INTERVAL
     seconds in between (one status read), and a load that already calls for
     more slaves polls at once instead of waiting for the next poll.
+
+    With an interruption queue (``queue``: a started ``_sqs.QueueWatcher``,
+    which wakes the loop through the self-pipe when messages arrive) a
+    notice about one of our slaves polls at once too, and so does a
+    replacement becoming ready while a slave at risk waits for it.
     """
     notifier.send("READY=1", "STATUS=Taking a baseline sample of the load")
     balancer.sample()  # baseline: the first rate needs two readings
@@ -813,13 +865,23 @@ def run(
             if signals.reload:
                 signals.reload = False
                 reload()
+            if queue is not None:
+                messages = queue.take()
+                if messages:
+                    urgent = balancer.read_queue(messages)
+                    queue.done(messages)  # remembered in the fleet view: the next poll acts on it
+                    if urgent:
+                        early = True
+                        break
             remaining = next_poll - monotonic()
             if remaining <= 0:
                 break
             if balancer.fleet.waiting() and not balancer.dry_run and remaining > CHECK_TIMEOUT:
                 if next_join <= monotonic():  # (a check never runs into the poll it would delay)
                     next_join = monotonic() + JOIN_INTERVAL
-                    balancer.join_ready()
+                    if balancer.join_ready() and balancer.fleet.at_risk:
+                        early = True  # a replacement is ready: retire the slave at risk now
+                        break
                     continue
                 remaining = min(remaining, next_join - monotonic())
             if balancer.controller.policy.samples_between_polls:
@@ -856,6 +918,8 @@ def run(
         notifier.send(f"STATUS={report.status_line()}", "WATCHDOG=1")
         if next_poll < monotonic():  # a slow poll: do not try to catch up in a burst
             next_poll = monotonic() + balancer.conf.master.poll_interval * 60
+    if queue is not None:
+        queue.stop()
     notifier.send("STOPPING=1", "STATUS=Cleaning up")
     LOG.info("Termination signal received")
     balancer.record("stopping")

@@ -300,6 +300,9 @@ class FleetSnapshot:
     lost: tuple[str, ...] = ()  # ready at the last look, not now
     slow: tuple[tuple[str, int], ...] = ()  # (ready slave, slow checks in a row), kept in the farm
     on_demand: frozenset[str] = frozenset()  # on-demand slaves (the spot fallback's); all others are spot
+    # The interruption queue's notices (instance id -> when EC2 sent it): see decide().
+    interrupted: t.Mapping[str, float] = field(default_factory=dict)  # spot reclaims it within two minutes
+    at_risk: t.Mapping[str, float] = field(default_factory=dict)  # rebalance recommendation: replace it first
 
     @property
     def ready(self) -> frozenset[str]:
@@ -354,7 +357,10 @@ class Actions:
     ``drain`` are ready slaves scaled in this poll: out of the farm now,
     terminated ``drain_time`` later. ``draining`` is the drain memory after
     acting (instance id -> when it left the farm); ``kept`` is that memory if
-    the poll is held instead (see :meth:`hold`).
+    the poll is held instead (see :meth:`hold`). ``interrupted`` left the farm
+    this poll on a spot interruption warning, ``retired`` on a rebalance
+    recommendation (their replacement is ready); ``replacing`` of ``launch``
+    replace warned slaves.
     """
 
     plan: Plan
@@ -372,6 +378,9 @@ class Actions:
     lifecycle: str = SPOT  # what ``launch`` launches: SPOT, or ON_DEMAND (the fallback)
     capped: int = 0  # launches the plan wanted and max_hourly_spend withheld
     spend: float | None = None  # USD/hour of the slaves still billed after this poll (with its launches), when capped
+    interrupted: tuple[str, ...] = ()
+    retired: tuple[str, ...] = ()
+    replacing: int = 0
 
     def hold(self) -> Actions:
         """The same poll with nothing launched, terminated or drained (the render farm could not be published)."""
@@ -385,6 +394,9 @@ class Actions:
             draining=self.kept,
             refresh=(),
             refresh_launch=0,
+            interrupted=(),
+            retired=(),
+            replacing=0,
         )
 
 
@@ -430,52 +442,95 @@ def decide(
       (a capacity error there just counts one more failed poll); an on-demand
       slave goes once enough spot slaves are *ready* to hold the min without it.
       The refresh waits meanwhile: the spot slaves come with the new data.
+
+    Warned slaves (the interruption queue's notices) do not count for the
+    band, and each is replaced while the band has room for its replacement
+    (up to ``band.max`` without them): a slave launched after the notice is
+    its replacement (:func:`replacements`), so no later poll launches a
+    second one. A slave with a spot interruption warning
+    (``fleet.interrupted``) leaves the farm at once and goes like a scaled-in
+    one (drains, or goes at once if it never served; spot takes it within two
+    minutes anyway). One with a rebalance recommendation (``fleet.at_risk``)
+    keeps serving until its replacement is ready, then is retired the same
+    way; when the band has no room for a replacement it is retired at once.
+    Replacements are launches like any other (spend cap, fallback).
     """
     market = market or Market()
     kept = {i: at for i, at in (draining or {}).items() if i in fleet.addresses}
     slaves = counted(fleet, kept)
-    old = stale(slaves, settings.generation)
+    running = {s.id for s in fleet.slaves if s.state is not SlaveState.GOING}
+    interrupted = {i: at for i, at in fleet.interrupted.items() if i in running}
+    at_risk = {i: at for i, at in fleet.at_risk.items() if i in running and i not in kept and i not in interrupted}
+    warned = {**at_risk, **interrupted}
+    # What the band counts: warned slaves are on their way out.
+    healthy = tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in warned else s for s in slaves)
+    old = stale(healthy, settings.generation)
     ceiling = refresh_band(band, len(old), settings.refresh_batch)
-    on_demand = {s.id for s in slaves if s.id in fleet.on_demand and s.state is not SlaveState.GOING}
-    fallback = 0 < settings.on_demand_fallback <= market.spot_failures and alive(slaves) < band.min
+    on_demand = {s.id for s in healthy if s.id in fleet.on_demand and s.state is not SlaveState.GOING}
+    fallback = 0 < settings.on_demand_fallback <= market.spot_failures and alive(healthy) < band.min
     ready = {s.id for s in slaves if s.state is SlaveState.READY}
     drained = tuple(i for i, since in sorted(kept.items()) if now - since >= settings.drain_time)
+    states = {s.id: s.state for s in healthy}
 
     def planned(lifecycle: str) -> tuple[Plan, Refresh]:
         if lifecycle == SPOT and on_demand:
-            return _back_to_spot(ceiling, slaves, on_demand, settings.max_launch, old), Refresh(stale=old)
-        decided = plan(ceiling, slaves, settings.max_launch, first=old)
-        refreshed = refresh(ceiling, slaves, settings) if decided.idle else Refresh(stale=old)
+            return _back_to_spot(ceiling, healthy, on_demand, settings.max_launch, old), Refresh(stale=old)
+        decided = plan(ceiling, healthy, settings.max_launch, first=old)
+        refreshed = refresh(ceiling, healthy, settings) if decided.idle else Refresh(stale=old)
         if refreshed.retire or refreshed.launch:
             decided = dataclasses.replace(decided, launch=refreshed.launch, remove=refreshed.retire)
         return decided, refreshed
 
-    def acting(decided: Plan, lifecycle: str) -> tuple[Plan, tuple[str, ...], tuple[str, ...], int, float | None]:
-        drain = tuple(i for i in decided.remove if settings.drain_time > 0 and i in ready)
+    def replacing(decided: Plan) -> tuple[Plan, int, tuple[str, ...]]:
+        """Launches for the warned slaves: (plan, how many of its launches replace, slaves at risk retired)."""
+        replaced = replacements(warned, healthy, exclude=decided.remove)
+        unreplaced = [i for i in sorted(warned, key=lambda i: (warned[i], i)) if i not in replaced]
+        # The band's min, and beyond it (up to its max) one per unreplaced warned slave: each launch
+        # replaces one. Warned slaves past that have no room: they go now.
+        room = max(0, band.max - (alive(healthy) - len(decided.remove)))
+        launch = max(decided.launch, min(room, len(unreplaced)))
+        count = min(len(unreplaced), launch)
+        if settings.max_launch is not None:
+            launch = min(launch, settings.max_launch)
+        retired = tuple(
+            i
+            for i in sorted(at_risk)
+            if (i in replaced and states.get(replaced[i]) is SlaveState.READY) or i in unreplaced[count:]
+        )
+        return dataclasses.replace(decided, launch=launch), min(count, launch), retired
+
+    def acting(
+        decided: Plan, lifecycle: str, leaving: tuple[str, ...]
+    ) -> tuple[Plan, tuple[str, ...], tuple[str, ...], int, float | None]:
+        going = (*decided.remove, *leaving)
+        drain = tuple(i for i in going if settings.drain_time > 0 and i in ready)
         terminate = (
-            tuple(i for i in decided.remove if i not in drain)
+            tuple(i for i in going if i not in drain)
             + tuple(i for i in fleet.expired if i not in decided.remove)
             + drained
         )
         decided, withheld, spend = capped(decided, fleet, terminate, settings, market, lifecycle)
         return decided, drain, terminate, withheld, spend
 
+    out = tuple(sorted(i for i in interrupted if i not in kept))  # out of the farm this poll
     lifecycle = ON_DEMAND if fallback else SPOT
     if fallback:
         decided, refreshed = planned(ON_DEMAND)
-        decided, drain, terminate, withheld, spend = acting(decided, ON_DEMAND)
+        decided, replaces, retired = replacing(decided)
+        decided, drain, terminate, withheld, spend = acting(decided, ON_DEMAND, (*retired, *out))
         if not decided.launch:  # no on-demand slave fits under the cap: a cheaper spot one may
             lifecycle = SPOT
     if lifecycle == SPOT:
         decided, refreshed = planned(SPOT)
-        decided, drain, terminate, withheld, spend = acting(decided, SPOT)
+        decided, replaces, retired = replacing(decided)
+        decided, drain, terminate, withheld, spend = acting(decided, SPOT, (*retired, *out))
     refreshed = dataclasses.replace(refreshed, launch=min(refreshed.launch, decided.launch))
     after = {i: at for i, at in kept.items() if i not in drained}
     after.update(dict.fromkeys(drain, now))
     return Actions(
         plan=decided,
-        slaves=slaves,
-        renderers=fleet.renderers(settings.ports, excluding=[*terminate, *drain, *kept]),
+        slaves=tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in interrupted else s for s in slaves),
+        renderers=fleet.renderers(settings.ports, excluding=[*terminate, *drain, *kept, *interrupted]),
         terminate=terminate,
         launch=decided.launch,
         drain=drain,
@@ -488,7 +543,35 @@ def decide(
         lifecycle=lifecycle,
         capped=withheld,
         spend=spend,
+        interrupted=out,
+        retired=retired,
+        replacing=min(replaces, decided.launch),
     )
+
+
+def replacements(
+    warned: t.Mapping[str, float], slaves: t.Iterable[Slave], exclude: t.Iterable[str] = ()
+) -> dict[str, str]:
+    """Warned slave -> its replacement: a slave that counts, launched at or after the notice.
+
+    Each slave replaces one warned slave at most, the earliest notices first;
+    ``exclude`` (slaves this poll removes) replace none. Launch times are
+    EC2's (or, for a slave launched but not yet described, the balancer's
+    clock when CreateFleet returned); notice times are EventBridge's.
+    """
+    gone = set(exclude)
+    candidates = sorted(
+        (s for s in slaves if s.state is not SlaveState.GOING and s.id not in gone), key=lambda s: (s.launched, s.id)
+    )
+    used: set[str] = set()
+    found: dict[str, str] = {}
+    for iid in sorted(warned, key=lambda i: (warned[i], i)):
+        for slave in candidates:
+            if slave.id not in used and slave.launched >= warned[iid]:
+                used.add(slave.id)
+                found[iid] = slave.id
+                break
+    return found
 
 
 def _back_to_spot(

@@ -141,7 +141,7 @@ DELETE_VERSIONS_BATCH = 200
 DEFAULT_REGION = "us-east-1"
 
 #: Endpoint variables botocore reads itself; checked first so that a typo is one clear line.
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2")
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_SQS")
 
 
 def check_endpoint_url(url: str, name: str = "endpoint_url") -> str:
@@ -225,12 +225,13 @@ def make_client(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
+    service: str = "ec2",
 ) -> t.Any:
-    """An EC2 client from the standard boto3 credential chain.
+    """An EC2 client (or another ``service``'s: the interruption queue's SQS) from the standard boto3 credential chain.
 
     Explicit keys win over the chain (environment, shared config/profile, the
     instance's IAM role through IMDSv2). ``endpoint_url`` None lets botocore
-    apply ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_EC2`` itself. Retries:
+    apply ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_EC2`` (``_SQS``) itself. Retries:
     botocore "standard" mode, ``max_attempts`` tries in all, jittered
     exponential backoff on throttling, 5xx and connection errors.
     """
@@ -250,9 +251,9 @@ def make_client(
             profile_name=profile,
             region_name=region,
         )
-        return session.client("ec2", endpoint_url=endpoint_url, config=config)
+        return session.client(service, endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:  # NoRegionError, ProfileNotFound, ...
-        raise EC2Error(f"Failed to create an EC2 client: {exc}", code=type(exc).__name__) from exc
+        raise EC2Error(f"Failed to create an {service.upper()} client: {exc}", code=type(exc).__name__) from exc
 
 
 @contextlib.contextmanager

@@ -112,6 +112,10 @@ def farm_events(
             reason = left_because
         elif actions is not None and iid in actions.refresh:
             reason = f"old data: replaced by a slave with the new data{draining}"
+        elif actions is not None and iid in actions.interrupted:
+            reason = f"spot interruption warning from EC2{draining}"
+        elif actions is not None and iid in actions.retired:
+            reason = f"rebalance recommendation from EC2: its replacement is ready{draining}"
         elif draining:
             reason = f"scale-in{draining}"
         elif actions is not None and iid in actions.plan.remove:
@@ -138,6 +142,10 @@ def terminate_events(
     for iid in actions.terminate:
         if iid in actions.refresh:
             reason = "old data: replaced by a slave with the new data"
+        elif iid in actions.interrupted:
+            reason = "spot interruption warning from EC2"
+        elif iid in actions.retired:
+            reason = "rebalance recommendation from EC2: replaced"
         elif iid in actions.plan.remove:
             reason = f"scale-in (wanted {actions.plan.band.min}-{actions.plan.band.max}, {actions.plan.current} counted)"
         elif iid in actions.expired:
@@ -172,7 +180,9 @@ def launch_events(instance_ids: t.Iterable[str], actions: Actions, now: float) -
     """A line for each slave launched: the band that wanted it (the address comes with the next look)."""
     plan = actions.plan
     reason = f"wanted {plan.band.min}-{plan.band.max}, {plan.current} counted"
-    if actions.refresh_launch:
+    if actions.replacing:
+        reason += f" (replacing {actions.replacing} warned by EC2: spot interruption or rebalance recommendation)"
+    elif actions.refresh_launch:
         reason = f"new data: replacing {len(actions.stale)} slave(s) with old data"
     elif actions.expired:
         reason += f" (replacing {len(actions.expired)} that never answered)"

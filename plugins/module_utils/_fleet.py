@@ -206,6 +206,9 @@ class FleetView:
     launched_on_demand: set[str] = field(default_factory=set)  # those of ``launched`` that are on-demand
     last: FleetSnapshot | None = None  # the last look, brought up to date by join()
     looked: float = 0.0  # when the fleet was last described
+    # The interruption queue's notices (id -> when EC2 sent it), kept while the instance is described.
+    interrupted: dict[str, float] = field(default_factory=dict)
+    at_risk: dict[str, float] = field(default_factory=dict)
 
     def observe(self, now: float) -> FleetSnapshot:
         """Describe the fleet (one call), check the running slaves, classify them."""
@@ -228,6 +231,9 @@ class FleetView:
         on_demand = frozenset(
             {i.id for i in instances if i.tags.get(LIFECYCLE_TAG) == ON_DEMAND_VALUE} | self.launched_on_demand
         )
+        for memory in (self.interrupted, self.at_risk):
+            for iid in set(memory) - seen:
+                del memory[iid]
         counted = tuple(i for i in instances if i.id not in self.terminated)
         gained, lost = self.readiness.update(
             counted, addresses, self.conf.slave.ports[0], now, self.conf.slave.ready_misses
@@ -248,8 +254,30 @@ class FleetView:
             lost=tuple(lost),
             slow=tuple(sorted(self.readiness.misses.items())),
             on_demand=on_demand,
+            interrupted=types.MappingProxyType(dict(self.interrupted)),
+            at_risk=types.MappingProxyType(dict(self.at_risk)),
         )
         return self.last
+
+    def ours(self, instance_id: str) -> bool:
+        """Whether ``instance_id`` is one of our slaves, as far as the last look (and launches since) know.
+
+        Before the first look (a balancer just started, adopting its fleet) it
+        cannot tell, and says yes: the first look forgets the notices about
+        instances it does not describe (``observe`` keeps only ours).
+        """
+        if self.last is None:
+            return True
+        return instance_id in self.launched or instance_id in self.last.addresses
+
+    def warned(self, instance_id: str, at: float, interrupted: bool) -> bool:
+        """Remember a spot interruption warning (``interrupted``) or a rebalance recommendation for one
+        of our slaves, for the next look. False (nothing kept) when it is not ours."""
+        if not self.ours(instance_id):
+            return False
+        memory = self.interrupted if interrupted else self.at_risk
+        memory.setdefault(instance_id, at)
+        return True
 
     def waiting(self) -> bool:
         """Whether the last look saw slaves on their way to ready (worth checking between polls)."""

@@ -603,14 +603,25 @@ def test_iam_policy_allows_exactly_what_the_adapter_calls(client: t.Any) -> None
     # An instant CreateFleet launches with the caller's own RunInstances and
     # CreateTags (for tags at creation) permissions.
     called |= {"ec2:RunInstances", "ec2:CreateTags"}
+    # The interruption queue's adapter: its calls, on the queue only.
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _sqs
+
+    sqs_calls = {
+        "sqs:" + "".join(w.title() for w in m.split("_"))
+        for m in re.findall(r"self\.client\.([a-z_]+)\(", pathlib.Path(_sqs.__file__).read_text(encoding="utf-8"))
+    }
+    assert sqs_calls == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
     root = pathlib.Path(_ec2.__file__).resolve().parents[2]
     policy = json.loads((root / "docs" / "iam-policy.json").read_text(encoding="utf-8"))
     allowed: set[str] = set()
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
         actions = statement["Action"]
-        allowed |= {actions} if isinstance(actions, str) else set(actions)
-    assert allowed == called
+        actions = {actions} if isinstance(actions, str) else set(actions)
+        if any(a.startswith("sqs:") for a in actions):
+            assert statement["Resource"].startswith("arn:aws:sqs:"), "the queue's calls on the queue only"
+        allowed |= actions
+    assert allowed == called | sqs_calls
 
 
 # --------------------------------------------------------------------------

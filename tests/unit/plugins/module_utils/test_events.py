@@ -160,3 +160,24 @@ def test_a_refresh_for_new_data_says_so_at_launch_at_leaving_and_at_termination(
     assert (left.id, left.reason) == ("i-1", "old data: replaced by a slave with the new data")
     (gone,) = ev.terminate_events(fresh, second, 30.0)
     assert gone.line() == "Slave i-1 at 10.0.0.1 terminated: old data: replaced by a slave with the new data"
+
+
+def test_warned_slaves_leave_and_go_with_ec2s_warning_as_the_reason():
+    """The interruption queue's notices: the lines say which warning took the slave out."""
+    fleet = snap(("i-1", R), ("i-2", R), ("i-3", R), interrupted={"i-1": 1005.0}, at_risk={"i-2": 900.0})
+    fleet = FleetSnapshot(
+        slaves=(Slave("i-1", R, 1001.0), Slave("i-2", R, 1002.0), Slave("i-3", R, 1003.0)),  # i-3 replaces i-2
+        addresses=fleet.addresses,
+        instances=fleet.instances,
+        interrupted=fleet.interrupted,
+        at_risk=fleet.at_risk,
+    )
+    actions = decide(fleet, Band(1, 3), SETTINGS, 1010.0)
+    assert (actions.interrupted, actions.retired) == (("i-1",), ("i-2",))
+    left = {e.id: e for e in ev.farm_events(farm("i-1", "i-2", "i-3"), farm("i-3"), fleet, actions, 1010.0)}
+    assert left["i-1"].reason == "spot interruption warning from EC2" and left["i-1"].unexpected
+    assert left["i-2"].reason == "rebalance recommendation from EC2: its replacement is ready"
+    gone = {e.id: e.reason for e in ev.terminate_events(fleet, actions, 1010.0)}
+    assert gone == {"i-1": "spot interruption warning from EC2", "i-2": "rebalance recommendation from EC2: replaced"}
+    (launched,) = ev.launch_events(["i-9"], actions, 1010.0)
+    assert "replacing 1 warned by EC2" in launched.reason

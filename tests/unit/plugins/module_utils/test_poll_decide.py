@@ -522,3 +522,159 @@ def test_the_cap_holds_a_refresh_too() -> None:
     assert (tight.launch, tight.refresh_launch, tight.capped, tight.terminate) == (0, 0, 1, ())
     roomy = decide(fleet, Band(2, 2), dataclasses.replace(settings, max_hourly_spend=0.9), 100, {}, Market())
     assert (roomy.launch, roomy.refresh_launch, roomy.capped) == (1, 1, 0)
+
+
+# --------------------------------------------------------------------------
+# the interruption queue's notices: fleet.interrupted (spot interruption
+# warning) and fleet.at_risk (rebalance recommendation), id -> notice time
+
+
+def warned(fleet: FleetSnapshot, interrupted: dict | None = None, at_risk: dict | None = None) -> FleetSnapshot:
+    return dataclasses.replace(fleet, interrupted=interrupted or {}, at_risk=at_risk or {})
+
+
+F1 = "http://10.0.0.1:8101"
+F2 = "http://10.0.0.2:8101"
+F3 = "http://10.0.0.3:8101"
+
+
+@pytest.mark.parametrize(
+    "fleet, band, settings, draining, want",
+    [
+        pytest.param(
+            warned(snapshot(("i-1", R, 1)), interrupted={"i-1": 50}),
+            Band(1, 2), DRAIN, {},
+            dict(terminate=(), drain=("i-1",), launch=1, renderers=(), interrupted=("i-1",), retired=(), replacing=1),
+            id="interruption: out of the farm now (drains), replaced now",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1)), interrupted={"i-1": 50}),
+            Band(1, 2), NO_DRAIN, {},
+            dict(terminate=("i-1",), drain=(), launch=1, renderers=(), interrupted=("i-1",), retired=(), replacing=1),
+            id="interruption without drain_time: terminated now, replaced now",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2)), interrupted={"i-1": 50}),
+            Band(1, 2), DRAIN, {},
+            dict(terminate=(), drain=("i-1",), launch=1, renderers=(F2,), interrupted=("i-1",), retired=(), replacing=1),
+            id="interruption inside the band: replaced all the same (the fleet keeps its size)",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2)), interrupted={"i-1": 50}),
+            Band(1, 1), DRAIN, {},
+            dict(terminate=(), drain=("i-1",), launch=0, renderers=(F2,), interrupted=("i-1",), retired=(), replacing=0),
+            id="interruption of a slave the band has no room for: not replaced",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", B, 1)), interrupted={"i-1": 50}),
+            Band(1, 2), DRAIN, {},
+            dict(terminate=("i-1",), drain=(), launch=1, renderers=(), interrupted=("i-1",), retired=(), replacing=1),
+            id="interruption of a booting slave: terminated now (it never served), replaced",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-5", P, 60)), interrupted={"i-1": 50}),
+            Band(1, 2), DRAIN, {"i-1": 55},
+            dict(terminate=(), drain=(), launch=0, renderers=(), interrupted=(), retired=(), replacing=0),
+            id="the next poll: draining, its replacement (launched after the warning) pending: nothing more",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-5", P, 40)), interrupted={"i-1": 50}),
+            Band(1, 2), DRAIN, {"i-1": 55},
+            dict(terminate=(), drain=(), launch=1, renderers=(), interrupted=(), retired=(), replacing=1),
+            id="a slave launched before the warning is no replacement (the first launch failed): launch again",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2)), interrupted={"i-1": 50, "i-2": 50}),
+            Band(2, 4), dataclasses.replace(DRAIN, max_launch=1), {},
+            dict(terminate=(), drain=("i-1", "i-2"), launch=1, renderers=(), interrupted=("i-1", "i-2"), retired=(),
+                 replacing=1),
+            id="max_launch caps the replacements too",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1)), at_risk={"i-1": 50}),
+            Band(1, 2), DRAIN, {},
+            dict(terminate=(), drain=(), launch=1, renderers=(F1,), interrupted=(), retired=(), replacing=1),
+            id="rebalance: a replacement is launched, the slave at risk keeps serving",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-5", B, 60)), at_risk={"i-1": 50}),
+            Band(1, 2), DRAIN, {},
+            dict(terminate=(), drain=(), launch=0, renderers=(F1,), interrupted=(), retired=(), replacing=0),
+            id="rebalance: its replacement boots: it keeps serving, nothing launched",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-5", R, 60)), at_risk={"i-1": 50}),
+            Band(1, 2), DRAIN, {},
+            dict(terminate=(), drain=("i-1",), launch=0, renderers=("http://10.0.0.5:8101",), interrupted=(),
+                 retired=("i-1",), replacing=0),
+            id="rebalance: its replacement is ready: retired (drains)",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2)), at_risk={"i-1": 50}),
+            Band(1, 2), NO_DRAIN, {},
+            dict(terminate=(), drain=(), launch=1, renderers=(F1, F2), interrupted=(), retired=(), replacing=1),
+            id="rebalance inside the band: replaced first (the fleet surges above max meanwhile)",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2)), at_risk={"i-1": 50}),
+            Band(1, 1), NO_DRAIN, {},
+            dict(terminate=("i-1",), drain=(), launch=0, renderers=(F2,), interrupted=(), retired=("i-1",), replacing=0),
+            id="rebalance without room for a replacement: retired at once",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2)), at_risk={"i-1": 50}, interrupted={"i-1": 50}),
+            Band(1, 2), NO_DRAIN, {},
+            dict(terminate=("i-1",), drain=(), launch=1, renderers=(F2,), interrupted=("i-1",), retired=(), replacing=1),
+            id="at risk, then interrupted: the interruption wins",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", R, 3)), interrupted={"i-9": 50}, at_risk={"i-8": 50}),
+            Band(1, 3), NO_DRAIN, {},
+            dict(terminate=(), drain=(), launch=0, renderers=(F1, F2, F3), interrupted=(), retired=(), replacing=0),
+            id="notices about instances not in the fleet change nothing",
+        ),
+        pytest.param(
+            warned(snapshot(("i-1", G, 1), ("i-2", R, 2)), interrupted={"i-1": 50}),
+            Band(1, 2), NO_DRAIN, {},
+            dict(terminate=(), drain=(), launch=0, renderers=(F2,), interrupted=(), retired=(), replacing=0),
+            id="an interrupted slave already shutting down is not replaced again",
+        ),
+    ],
+)
+def test_decide_with_notices(fleet, band, settings, draining, want) -> None:
+    actions = decide(fleet, band, settings, 100, draining)
+    got = dict(
+        terminate=actions.terminate,
+        drain=actions.drain,
+        launch=actions.launch,
+        renderers=actions.renderers,
+        interrupted=actions.interrupted,
+        retired=actions.retired,
+        replacing=actions.replacing,
+    )
+    assert got == want
+    assert actions.plan.launch == actions.launch
+
+
+def test_rebalance_poll_by_poll_ends_with_the_same_count_and_the_old_slave_gone() -> None:
+    """Launch before terminate: the slave at risk serves until its replacement does."""
+    band, now = Band(1, 2), 100.0
+    fleet = warned(snapshot(("i-1", R, 1)), at_risk={"i-1": 50})
+    first = decide(fleet, band, DRAIN, now)
+    assert (first.launch, first.renderers) == (1, (F1,))
+    booting = warned(snapshot(("i-1", R, 1), ("i-5", B, 101)), at_risk={"i-1": 50})
+    second = decide(booting, band, DRAIN, now + 30, first.draining)
+    assert (second.launch, second.drain, second.renderers) == (0, (), (F1,))
+    ready = warned(snapshot(("i-1", R, 1), ("i-5", R, 101)), at_risk={"i-1": 50})
+    third = decide(ready, band, DRAIN, now + 60, second.draining)
+    assert third.retired == ("i-1",) and third.renderers == ("http://10.0.0.5:8101",)
+    later = decide(ready, band, DRAIN, now + 130, third.draining)
+    assert later.terminate == ("i-1",) and later.launch == 0
+    assert alive(later.slaves) == 1
+
+
+def test_hold_starts_no_interruption_action() -> None:
+    actions = decide(warned(snapshot(("i-1", R, 1)), interrupted={"i-1": 50}), Band(1, 2), DRAIN, 100)
+    held = actions.hold()
+    assert (held.interrupted, held.retired, held.replacing, held.launch, held.drain) == ((), (), 0, 0, ())
+    assert held.renderers == ()  # still out of the farm: spot takes it whatever we publish
