@@ -678,3 +678,18 @@ def test_hold_starts_no_interruption_action() -> None:
     held = actions.hold()
     assert (held.interrupted, held.retired, held.replacing, held.launch, held.drain) == ((), (), 0, 0, ())
     assert held.renderers == ()  # still out of the farm: spot takes it whatever we publish
+
+
+def test_notices_and_a_refresh_in_the_same_poll() -> None:
+    """A warned slave is neither refreshed nor counted: one launch serves the min and the replacement."""
+    fleet = warned(
+        FleetSnapshot(
+            slaves=(Slave("i-1", R, 1, OLD), Slave("i-2", R, 2, OLD)),
+            addresses={"i-1": "10.0.0.1", "i-2": "10.0.0.2"},
+        ),
+        interrupted={"i-1": 50},
+    )
+    settings = dataclasses.replace(DRAIN, generation=NEW, refresh_batch=1)
+    actions = decide(fleet, Band(2, 2), settings, 100)
+    assert (actions.launch, actions.replacing, actions.interrupted, actions.drain) == (1, 1, ("i-1",), ("i-1",))
+    assert actions.stale == ("i-2",) and actions.refresh == () and actions.renderers == (F2,)
