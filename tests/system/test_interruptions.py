@@ -125,7 +125,9 @@ def test_rebalance_recommendation_replaces_first_then_retires(world):  # noqa: F
         _wait(lambda: old not in ours(world.ec2), 40, "the old slave retired", bal)
         assert bal.renderers() == urls([ours(world.ec2)[new]]), bal.log_tail()
         assert list(ours(world.ec2)) == [new]  # the same count of slaves, the one at risk gone
-        assert f"Slave {old} at {address} was at risk of interruption: retiring it" in bal.log_tail(20000)
+        log = bal.log_tail(50000)
+        assert f"Slave {old} at {address} left the render farm: rebalance recommendation from EC2: its replacement is ready" in log
+        assert f"Slave {old} at {address} terminated: rebalance recommendation from EC2: replaced" in log
         assert [r["retired"] for r in bal.reports() if r["retired"]] == [[old]]
         assert bal.terminate() == 0
 
