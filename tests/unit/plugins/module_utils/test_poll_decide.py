@@ -693,3 +693,14 @@ def test_notices_and_a_refresh_in_the_same_poll() -> None:
     actions = decide(fleet, Band(2, 2), settings, 100)
     assert (actions.launch, actions.replacing, actions.interrupted, actions.drain) == (1, 1, ("i-1",), ("i-1",))
     assert actions.stale == ("i-2",) and actions.refresh == () and actions.renderers == (F2,)
+
+
+def test_replacements_are_launches_like_any_other_for_the_spend_cap() -> None:
+    """An interrupted slave is out of the farm at once whatever the cap; its replacement waits for room under it."""
+    fleet = warned(snapshot(("i-1", R, 1), ("i-2", R, 2), ("i-3", R, 3)), interrupted={"i-1": 50})
+    settings = dataclasses.replace(CAP, drain_time=60)  # 3 x 0.30 billed (i-1 drains): no room for a 4th
+    actions = decide(fleet, Band(1, 3), settings, 100, {}, Market(spot_price=0.30))
+    assert (actions.interrupted, actions.drain, actions.renderers) == (("i-1",), ("i-1",), (F2, F3))
+    assert (actions.launch, actions.capped, actions.replacing) == (0, 1, 0)
+    free = decide(fleet, Band(1, 3), dataclasses.replace(settings, drain_time=0), 100, {}, Market(spot_price=0.30))
+    assert (free.terminate, free.launch, free.capped, free.replacing) == (("i-1",), 1, 0, 1)  # terminated: room
