@@ -45,14 +45,19 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import json
 import os
 import re
+import subprocess
+import sys
 import time
 import typing as t
 import uuid
 
 try:
     import boto3
+    import botocore.session
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # pragma: no cover - reported when used
@@ -135,6 +140,84 @@ SPOT_PRICE_MAX_AGE = 600.0
 TEMPLATE_VERSIONS_KEPT = 1
 #: The most DeleteLaunchTemplateVersions takes per call.
 DELETE_VERSIONS_BATCH = 200
+
+
+#: The EC2 API operations the facade calls (``self.client.<name>``, paginators included):
+#: the clients make_client() builds know only these (see :func:`_service_model`).
+#: tests/unit/plugins/module_utils/test_ec2_unit.py checks this list against the code.
+OPERATIONS = (
+    "AuthorizeSecurityGroupIngress",
+    "CreateFleet",
+    "CreateLaunchTemplate",
+    "CreateLaunchTemplateVersion",
+    "CreateSecurityGroup",
+    "DeleteLaunchTemplate",
+    "DeleteLaunchTemplateVersions",
+    "DeleteSecurityGroup",
+    "DescribeImages",
+    "DescribeInstances",
+    "DescribeLaunchTemplateVersions",
+    "DescribeLaunchTemplates",
+    "DescribeSecurityGroups",
+    "DescribeSpotPriceHistory",
+    "DescribeSubnets",
+    "ModifyLaunchTemplate",
+    "RevokeSecurityGroupIngress",
+    "TerminateInstances",
+)
+
+# Run by _service_model() in a child Python: loads botocore's EC2 model, keeps the
+# operations named in argv and the shapes they reach, drops the documentation.
+_PRUNE_MODEL = r"""
+import json, os, sys
+from botocore.loaders import create_loader
+model = create_loader(os.environ.get("AWS_DATA_PATH")).load_service_model("ec2", "service-2")
+shapes, wanted = model["shapes"], sys.argv[1:]
+def bare(node):
+    if isinstance(node, dict):
+        return {k: bare(v) for k, v in node.items() if k != "documentation"}
+    if isinstance(node, list):
+        return [bare(v) for v in node]
+    return node
+keep, todo = set(), []
+for name in wanted:
+    op = model["operations"][name]
+    todo += [op[k]["shape"] for k in ("input", "output") if k in op] + [e["shape"] for e in op.get("errors", ())]
+while todo:
+    name = todo.pop()
+    if name not in keep:
+        keep.add(name)
+        shape = shapes[name]
+        todo += [m["shape"] for m in shape.get("members", {}).values()]
+        todo += [shape[k]["shape"] for k in ("member", "key", "value") if k in shape]
+model["operations"] = {k: bare(model["operations"][k]) for k in wanted}
+model["shapes"] = {k: bare(shapes[k]) for k in sorted(keep)}
+json.dump(model, sys.stdout)
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def _service_model(operations: tuple[str, ...]) -> dict[str, t.Any] | None:
+    """botocore's EC2 model cut down to ``operations``, loaded by a child Python; None if that fails.
+
+    The whole model is about 830 operations: parsed, it holds 15-20 MB for the
+    daemon's life and briefly 30 (bench/README.md, "Footprint"); the facade
+    calls 18. Parsing it in a child (once per process, ~0.3 s of CPU) keeps
+    all of that out of this process. Clients share the result, as they share
+    botocore's own cached models.
+    """
+    try:
+        child = subprocess.run(
+            [sys.executable, "-I", "-c", _PRUNE_MODEL, *operations],
+            capture_output=True,
+            timeout=120,
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+        model = json.loads(child.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None  # the whole model then: more memory, same client
+    return model if isinstance(model, dict) and set(operations) <= set(model.get("operations", ())) else None
 
 
 #: The region when nothing names one (conf, instance metadata, environment, AWS config): see region_and_source.
@@ -226,8 +309,12 @@ def make_client(
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
     service: str = "ec2",
+    operations: t.Sequence[str] | None = OPERATIONS,
 ) -> t.Any:
     """An EC2 client (or another ``service``'s: the interruption queue's SQS) from the standard boto3 credential chain.
+
+    An EC2 client knows only ``operations`` (default: the facade's :data:`OPERATIONS`;
+    None: every EC2 operation), which keeps the daemon's memory small.
 
     Explicit keys win over the chain (environment, shared config/profile, the
     instance's IAM role through IMDSv2). ``endpoint_url`` None lets botocore
@@ -243,6 +330,18 @@ def make_client(
         read_timeout=read_timeout,
         user_agent_extra=USER_AGENT,
     )
+    core = botocore.session.get_session()
+    model = _service_model(tuple(operations)) if operations and service == "ec2" else None
+    if model is not None:
+        loader = core.get_component("data_loader")
+        whole = loader.load_service_model
+
+        def load_service_model(service_name: str, type_name: str, api_version: str | None = None) -> t.Any:
+            if (service_name, type_name) == ("ec2", "service-2"):
+                return model
+            return whole(service_name, type_name, api_version)
+
+        loader.load_service_model = load_service_model
     try:
         session = boto3.session.Session(
             aws_access_key_id=access_key,
@@ -250,6 +349,7 @@ def make_client(
             aws_session_token=session_token,
             profile_name=profile,
             region_name=region,
+            botocore_session=core,
         )
         return session.client(service, endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:  # NoRegionError, ProfileNotFound, ...

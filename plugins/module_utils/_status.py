@@ -27,6 +27,7 @@ a real Apache 2.4):
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import math
 import re
@@ -286,14 +287,7 @@ def fetch_status(
             password = urllib.parse.unquote(parts.password or "") if password is None else password
         target = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     shown = target
-    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
-    if parts.scheme.lower() == "https":
-        context = ssl.create_default_context()
-        if not validate_certs:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    opener = urllib.request.build_opener(*handlers)
+    opener = _opener(validate_certs)
     request = urllib.request.Request(target, headers={"User-Agent": _USER_AGENT, "Accept": "text/plain"}, method="GET")
     if username is not None:
         token = base64.b64encode(f"{username}:{password or ''}".encode()).decode("ascii")
@@ -323,6 +317,21 @@ def fetch_status(
         return parse_status(text, shown)
     except StatusError as exc:
         raise StatusError(str(exc), answered=True) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _opener(validate_certs: bool) -> urllib.request.OpenerDirector:
+    """The status reader's opener, built once per ``validate_certs``: no proxy, its own TLS context.
+
+    Building one per read made a new TLS context each time, loading the system's
+    CA store: about 20 ms of CPU and 0.4 MB of memory per poll (bench/README.md,
+    "Footprint"). The opener keeps no state between requests.
+    """
+    context = ssl.create_default_context()
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
 
 
 def _read_body(response: t.Any, deadline: float, timeout: float, shown: str) -> bytes:

@@ -285,6 +285,22 @@ def test_make_client_config(client: t.Any) -> None:
     assert client.meta.region_name == "us-west-2"
 
 
+def test_the_client_knows_every_operation_the_facade_calls(client: t.Any) -> None:
+    """make_client() builds its client from a model cut down to OPERATIONS: the list must hold every call."""
+    from botocore import xform_name
+
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _ec2
+
+    source = Path(_ec2.__file__).read_text(encoding="utf-8")
+    called = set(re.findall(r"self\.client\.(?!get_paginator|meta)([a-z_]+)\(", source))
+    called |= set(re.findall(r"get_paginator\(\"([a-z_]+)\"\)", source))
+    assert called and called == {xform_name(op) for op in _ec2.OPERATIONS}
+    assert sorted(client.meta.service_model.operation_names) == sorted(_ec2.OPERATIONS)  # the cut model
+    assert client.can_paginate("describe_instances")
+    whole = make_client("us-west-2", access_key="AKIAUNITTEST", secret_key="unit", endpoint_url=NOWHERE, operations=None)
+    assert len(whole.meta.service_model.operation_names) > 500
+
+
 def test_make_client_takes_the_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9/")
     client = make_client("us-west-2", access_key="AKIAUNITTEST", secret_key="moto-dummy-secret-key-unit-tests")

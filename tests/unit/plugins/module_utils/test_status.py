@@ -744,6 +744,22 @@ def test_fetch_ok_adds_auto(http_server: Server) -> None:
     assert status.host == "127.0.0.1"
 
 
+def test_reads_share_one_opener(http_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each build_opener() makes a TLS context and loads the CA store (~20 ms, ~0.4 MB): once, not per read."""
+    import urllib.request
+
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _status
+
+    built = []
+    real = urllib.request.build_opener
+    monkeypatch.setattr(urllib.request, "build_opener", lambda *h: built.append(h) or real(*h))
+    _status._opener.cache_clear()
+    for dummy in range(3):
+        assert fetch_status(http_server.base + "/server-status").total_accesses == 23403
+    assert len(built) == 1
+    _status._opener.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("path", "words"),
     [
