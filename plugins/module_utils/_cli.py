@@ -438,11 +438,18 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
 
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _daemon
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2Error, aws_session
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _metrics
 
     try:
         conf = load_conf(args.conf)
     except ConfError as exc:
         _print_errors(exc)
+        return EX_CONFIG
+    try:
+        if conf.master.metrics_listen and not args.once:
+            _metrics.require_prometheus_client()
+    except _metrics.MetricsError as exc:
+        print(f"gbrowse_aws_balancer: {exc}", file=sys.stderr)
         return EX_CONFIG
     # Everything that can be checked before the start is checked here: one line, no AWS call.
     try:
@@ -489,13 +496,15 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
                 print(f"gbrowse_aws_balancer: {problem}", file=sys.stderr)
             return EX_CONFIG
         balancer, region, balancer_id, master, queue = _start(args, conf, session, gbrowse)
+        serving = conf.master.metrics_listen and not args.once
         log.info(
-            "Balancer %s: region %s, %s, polling %s every %s s%s",
+            "Balancer %s: region %s, %s, polling %s every %s s%s%s",
             balancer_id,
             region,
             "master on EC2" if master.on_ec2 else "master outside EC2",
             masked_url(conf.master.server_status_url),
             conf.master.poll_interval * 60,
+            f", metrics on http://{conf.master.metrics_listen}/metrics" if serving else "",
             " (dry run: nothing will be changed)" if args.dry_run else "",
         )
 
@@ -568,6 +577,7 @@ def _start(
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._ec2 import EC2, make_client, resolved_region
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import discover_master
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metadata import InstanceMetadata
+    from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metrics import MetricsError, start_metrics
     from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import LoadMeter
 
     hostname = socket.gethostname()
@@ -576,6 +586,11 @@ def _start(
     balancer_id = conf.resolved_balancer_id(hostname)
     keys = credentials(args, os.environ)
     client = make_client(region, **keys)
+    try:  # after daemonize and --user: the server's thread lives in the daemon, as its user
+        metrics = start_metrics(None if args.once else conf.master.metrics_listen)
+    except MetricsError as exc:
+        raise StartupError(str(exc)) from None
+    metrics.watch_ec2(client)
     balancer = _daemon.Balancer(
         conf,
         ec2=EC2(client, balancer_id),
@@ -586,6 +601,7 @@ def _start(
         gbrowse_conf_dir=gbrowse.conf_dir,
         databases=gbrowse.databases,  # the slaves find the synced databases at the master's path
         **recording(args, conf, hostname),
+        metrics=metrics,
     )
     queue = None
     url = conf.master.interruption_queue

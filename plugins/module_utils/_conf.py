@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings, data_generation
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._lines import canonical_section, raw_lines, split_lines
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metrics import parse_listen
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import masked_url
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._url import NOT_HTTP_URL, is_http_url, split_http_url
 
@@ -92,6 +93,7 @@ class MasterConf:
     max_hourly_spend: float | None = None  # USD/hour for the whole fleet; None = no cap
     on_demand_fallback: int = 0  # polls of spot capacity errors before on-demand slaves; 0 = never
     interruption_queue: str | None = None  # SQS queue URL EventBridge sends EC2's interruption events to
+    metrics_listen: str | None = None  # HOST:PORT of the Prometheus /metrics; None = no metrics
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,14 @@ def _absolute_path(text: str) -> str:
     return text
 
 
+def _listen(text: str) -> str:
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return text
+
+
 def _text(text: str) -> str:
     return text
 
@@ -362,6 +372,8 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("max_hourly_spend", "max_hourly_spend", _between(0.001, 100000, "USD/hour")),
         _Key("on_demand_fallback", "on_demand_fallback", _between(0, 1000, "polls", whole=True)),
         _Key("interruption_queue", "interruption_queue", _queue_url),
+        # Any address: listening beyond localhost is the admin's choice (docs/metrics.md).
+        _Key("metrics_listen", "metrics_listen", _listen),
     ),
     SLAVE: (
         _Key(
@@ -780,6 +792,8 @@ def summary(conf: BalancerConf, hostname: str, gbrowse: GBrowseLayout | None = N
             if key.name == "renderfarm_conf" and value is None and gbrowse is not None:
                 shown = conf.resolved_renderfarm_conf(gbrowse.conf_dir)
                 notes = [f"GBrowse's configuration directory, from {gbrowse.conf_dir_from}"]
+            if key.name == "metrics_listen" and value is None:
+                shown = "(none: no Prometheus metrics)"
             if key.name == "reload_command" and not value:
                 shown = "(none: GBrowse must re-read renderfarm.conf itself, as CGI GBrowse does)"
             if value is not None and key.name in _UNITS:

@@ -47,6 +47,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._fleet import (
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import KNOWN_CONF_DIRS, writable_directory
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._interruptions import Kind, Malformed, describe, parse
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metrics import Metrics, NoMetrics
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._readiness import Probe, check_slaves
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._renderfarm import write_renderfarm
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._status import Load, LoadMeter, StatusError
@@ -281,6 +282,7 @@ class Balancer:
         state_file: str | None = None,
         history: JsonLines | None = None,
         identity: t.Mapping[str, t.Any] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.conf = conf
         self.ec2 = ec2
@@ -319,6 +321,7 @@ class Balancer:
         self._record_error: str | None = None
         self.spot_failures = 0  # polls in a row whose spot launch failed for capacity (the on-demand fallback's count)
         self.cap_binding = False  # whether max_hourly_spend withheld launches at the last poll that wanted any
+        self.metrics = metrics or NoMetrics()  # told each poll, slave event, status read failure (_metrics.py)
 
     # -- configuration ------------------------------------------------------
 
@@ -346,6 +349,7 @@ class Balancer:
             load, error = self.meter.sample(), None
         except StatusError as exc:
             load, error = None, str(exc)
+            self.metrics.status_failed()
         value = load.signal(self.conf.master.load_signal) if load is not None else None
         self.controller.observe(self.clock(), value, load.interval if load is not None else 0.0)
         if load is not None and load.rate is not None:
@@ -417,6 +421,7 @@ class Balancer:
 
     def poll(self, load: Load | None = None, load_error: str | None = None, *, sampled: bool = False) -> PollReport:
         """Run one poll. ``load`` may be passed in by a caller that sampled already."""
+        started = time.perf_counter()
         if not sampled:
             load, load_error = self.sample()
         now = self.clock()
@@ -495,6 +500,7 @@ class Balancer:
         # Every poll is in STATUS= (systemctl status); the log gets it at verbosity 3,
         # and what changed (ready, lost, launched, terminated) at 2.
         LOG.debug(report.status_line())
+        self.metrics.poll(report, seconds=time.perf_counter() - started, spot_bid=self.conf.slave.spot_bid)
         return report
 
     def spot_price(self) -> float | None:
@@ -550,6 +556,7 @@ class Balancer:
             (LOG.warning if event.unexpected else LOG.info)("%s", event.line())
             self.recent.append(event)
             self._events.append(event)
+            self.metrics.event(event)
 
     def _farm_changed(
         self,
@@ -909,6 +916,7 @@ def run(
             report = balancer.poll()
         except EC2Error as exc:
             LOG.error("Poll failed: %s (the fleet is unchanged; trying again next poll)", exc)
+            balancer.metrics.poll_failed()
             notifier.send(f"STATUS=Poll failed: {exc}", "WATCHDOG=1")
             balancer.record("running", failed=f"Poll failed: {exc}")
             continue
