@@ -24,7 +24,7 @@ unit: setup
 	$(PY) -m pytest -q tests/unit
 
 system: setup
-	$(PY) -m pytest -q tests/system
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/system
 
 sanity: setup
 	@CACHE=$(CACHE) hacking/sanity
