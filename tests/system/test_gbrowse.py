@@ -168,7 +168,7 @@ def test_role_installs_the_render_farm_fix_where_gbrowse_has_the_broken_code(tmp
         result = subprocess.run(
             [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", str(tmp_path / "play.yml"),
              "-e", f"@{tmp_path / 'vars.json'}", "--diff", *args],
-            capture_output=True, text=True, timeout=300, check=False,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False,
             env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0"},
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -181,7 +181,7 @@ def test_the_playbook_makes_the_queue_rules_and_policy_idempotently_and_removes_
     def play(*extra: str) -> tuple[int, int]:
         out = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), *extra],
-            env=env, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
         )
         recap = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+failed=0", out.stdout)
         assert out.returncode == 0 and recap, out.stdout + out.stderr

@@ -50,7 +50,9 @@ def test_status_of_a_running_stale_and_stopped_balancer(world):
         assert lines[0].startswith(f"gbrowse_aws_balancer OK: running (pid {bal.proc.pid})"), human.stdout
         assert "wanted    1-1 slaves: load " in human.stdout and "row at line 3 (>= 0 req/s: 1-1 slaves)" in human.stdout
         row = next(line for line in lines if line.lstrip().startswith(iid)).split()
-        assert row[1:4] == ["m5.large", "us-west-2a", address] and row[4] == "ready" and row[-1] == "yes", row
+        described = world.ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+        zone = described["Placement"]["AvailabilityZone"]
+        assert row[1:4] == ["m5.large", zone, address] and row[4] == "ready" and row[-1] == "yes", row
         assert f"{iid} joined ({address}): answered the readiness check" in human.stdout
         assert re.search(r"spend     \$0\.100/h \(spot_bid per slave: an upper bound", human.stdout), human.stdout
         as_json = status(conf, "--json")
