@@ -3,7 +3,7 @@
 set -euo pipefail
 unit=gbrowse-aws-balancer.service
 pid=$(systemctl show "$unit" -p MainPID --value)
-reloads() { journalctl -u "$unit" --no-pager -o cat | grep -c 'SIGHUP: reloaded' || true; }
+reloads() { journalctl -u "$unit" --no-pager -o cat | grep -c 'Reloaded ' || true; }
 before=$(reloads)
 systemctl reload "$unit"
 for _ in $(seq 50); do
