@@ -33,8 +33,8 @@ expect 0 as_nobody $s status              # status works for any user
 expect 0 $s start                         # already running
 [ "$(cat $pidfile)" = "$pid" ] || fail "a second start started another balancer"
 expect 0 $s reload
-for _ in $(seq 30); do grep -q 'SIGHUP: reloaded' $log && break; sleep 0.1; done
-grep -q 'SIGHUP: reloaded' $log || fail "no reload in $log"
+for _ in $(seq 30); do grep -q 'Reloaded ' $log && break; sleep 0.1; done
+grep -q 'Reloaded ' $log || fail "no reload in $log"
 [ -d "/proc/$pid" ] || fail "reload stopped it"
 kill -KILL "$pid"
 sleep 0.5
