@@ -207,7 +207,7 @@ def _service_model(operations: tuple[str, ...]) -> dict[str, t.Any] | None:
     botocore's own cached models.
     """
     try:
-        child = subprocess.run(
+        child = subprocess.run(  # pylint: disable=ansible-bad-function  # the daemon's runtime, not a module
             [sys.executable, "-I", "-c", _PRUNE_MODEL, *operations],
             capture_output=True,
             timeout=120,

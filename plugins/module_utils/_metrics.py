@@ -48,7 +48,6 @@ STATES = ("pending", "booting", "ready", "going")
 POLL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-
 def termination_reason(event: ev.SlaveEvent) -> str | None:
     """The ``reason`` label of a slave event that is a slave going (None: it is not)."""
     if event.what == ev.TERMINATED:
@@ -243,7 +242,6 @@ class PrometheusMetrics(Metrics):
 
     def poll_failed(self) -> None:
         self.poll_failures.inc()
-
 
 
 def start_metrics(listen: str | None) -> Metrics:

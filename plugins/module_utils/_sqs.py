@@ -67,7 +67,7 @@ def _api(action: str) -> t.Iterator[None]:
         error = exc.response.get("Error", {})  # type: ignore[attr-defined]
         code = str(error.get("Code", "Unknown"))
         raise QueueError(f"Failed to {action}: {code}: {error.get('Message', '')}", code=code) from exc
-    except BotoCoreError as exc:  # type: ignore[misc]
+    except BotoCoreError as exc:  # type: ignore[misc]  # pylint: disable=duplicate-except
         raise QueueError(f"Failed to {action}: {exc}", code=type(exc).__name__) from exc
 
 

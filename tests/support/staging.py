@@ -440,7 +440,10 @@ class SyncLab:
         result_file = self.workdir / "result.json"
         result_file.unlink(missing_ok=True)
         start = time.monotonic()
-        proc = subprocess.run(list(cmd), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, env=dict(env or self.env()), cwd=self.workdir, check=False)
+        proc = subprocess.run(
+            list(cmd), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            env=dict(env or self.env()), cwd=self.workdir, check=False,
+        )  # fmt: skip
         seconds = round(time.monotonic() - start, 2)
         result = json.loads(result_file.read_text()) if result_file.exists() else {}
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, result, seconds)

@@ -17,7 +17,7 @@ import typing as t
 from ansible_collections.gmod.gbrowse_aws.tests.support import interruptions as events
 from ansible_collections.gmod.gbrowse_aws.tests.support.loopback import EC2Proxy
 from ansible_collections.gmod.gbrowse_aws.tests.support.moto import run_foreign_instances
-from ansible_collections.gmod.gbrowse_aws.tests.system.test_balancer import ours, urls, world  # noqa: F401
+from ansible_collections.gmod.gbrowse_aws.tests.system.test_balancer import ours, urls, world  # noqa: F401  # pylint: disable=unused-import
 
 
 def _queue(world: t.Any) -> tuple[t.Any, str]:  # noqa: F811

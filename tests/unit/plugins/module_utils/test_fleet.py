@@ -122,7 +122,8 @@ def test_each_slave_carries_the_data_generation_of_its_tag_or_of_its_launch():
             return [tagged, untagged]
 
     conf = parse_conf("[LOAD TABLE]\n1 0 1\n[SLAVE]\nimage_id = ami-1\n", "test.conf")
-    view = FleetView(Described(), conf, Master(), readiness=Readiness(check=lambda targets, port, timeout: {i: Probe.READY for i in targets}))  # type: ignore[arg-type]
+    ready = Readiness(check=lambda targets, port, timeout: {i: Probe.READY for i in targets})
+    view = FleetView(Described(), conf, Master(), readiness=ready)  # type: ignore[arg-type]
     view.launched_now(["i-3"], 10.0, "g2")
     fleet = view.observe(11.0)
     assert {s.id: s.generation for s in fleet.slaves} == {"i-1": "g1", "i-2": None, "i-3": "g2"}

@@ -28,7 +28,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._sqs import (
     queue_region,
 )
 from ansible_collections.gmod.gbrowse_aws.tests.support import interruptions as events
-from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_daemon import make  # noqa: F401
+from ansible_collections.gmod.gbrowse_aws.tests.unit.plugins.module_utils.test_daemon import make  # noqa: F401  # pylint: disable=unused-import
 
 URL = "https://sqs.us-west-2.amazonaws.com/123456789012/gbrowse-interruptions"
 

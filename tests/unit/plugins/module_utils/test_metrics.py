@@ -263,7 +263,7 @@ def test_metrics_listen_in_the_conf_names_file_and_line():
 
 def test_without_metrics_listen_prometheus_client_is_not_needed(monkeypatch):
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import fails as if not installed
-    assert type(start_metrics(None)) is NoMetrics
+    assert type(start_metrics(None)) is NoMetrics  # pylint: disable=unidiomatic-typecheck
     with pytest.raises(MetricsError, match="prometheus_client is not installed"):
         require_prometheus_client()
     with pytest.raises(MetricsError, match="prometheus_client is not installed"):
