@@ -524,8 +524,8 @@ def decide(
         decided, refreshed = planned(SPOT)
         decided, replaces, retired = replacing(decided)
         decided, drain, terminate, withheld, spend = acting(decided, SPOT, (*retired, *out))
-    refreshed = dataclasses.replace(  # pylint: disable=used-before-assignment  # one branch always runs
-        refreshed, launch=min(refreshed.launch, decided.launch)
+    refreshed = dataclasses.replace(
+        refreshed, launch=min(refreshed.launch, decided.launch)  # pylint: disable=used-before-assignment
     )
     after = {i: at for i, at in kept.items() if i not in drained}
     after.update(dict.fromkeys(drain, now))
