@@ -505,9 +505,9 @@ def decide(
         going = (*decided.remove, *leaving)
         drain = tuple(i for i in going if settings.drain_time > 0 and i in ready)
         terminate = (
-            tuple(i for i in going if i not in drain)
-            + tuple(i for i in fleet.expired if i not in decided.remove)
-            + drained
+            *(i for i in going if i not in drain),
+            *(i for i in fleet.expired if i not in decided.remove),
+            *drained,
         )
         decided, withheld, spend = capped(decided, fleet, terminate, settings, market, lifecycle)
         return decided, drain, terminate, withheld, spend

@@ -281,9 +281,10 @@ class FleetView:
 
     def waiting(self) -> bool:
         """Whether the last look saw slaves on their way to ready (worth checking between polls)."""
-        return bool(self.launched) or (
-            self.last is not None
-            and any(
+        if self.launched:
+            return True
+        return self.last is not None and (
+            any(
                 s.state in (SlaveState.PENDING, SlaveState.BOOTING) and s.id not in self.terminated
                 for s in self.last.slaves
             )

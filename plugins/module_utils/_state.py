@@ -255,7 +255,7 @@ def render(state: t.Mapping[str, t.Any], code: int, message: str, now: float) ->
     out.append(
         f"balancer  {state.get('balancer_id', '?')}, conf {state.get('conf', '?')}, "
         f"up since {_clock(state.get('started'))} UTC, polls every {_ago(state['poll_interval'])}"
-        + (" (dry run)" if state.get("dry_run") else "")
+        f"{' (dry run)' if state.get('dry_run') else ''}"
     )
     out.append(
         f"load      {_num(load.get('value'))} ({load.get('signal', '?')}; measured {_num(load.get('measured'))} req/s, "
