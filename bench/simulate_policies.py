@@ -9,6 +9,7 @@ adaptive policy; report others, such as 11-15). The load table is the seed docum
 polls every 0.5 min, the EC2 model at its defaults (docs/simulate.md).
 
     .venv/bin/python bench/simulate_policies.py --seeds 11,12,13,14,15 --days 7
+    .venv/bin/python bench/simulate_policies.py --seeds 11,12,13,14,15 --peak 0.3-2   # small sites
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ POLICIES = (
         Policy(scale_in_window=1200, margin=0.5, scale_in_to_min=False),
         "rate",
     ),
+    # The adaptive policy's two keys (docs/balancer.md, "Tuning"): cheaper with more misses, or the reverse.
+    ("load_margin = 0.5", Policy(margin=0.5), "rate"),
+    ("load_margin = 0, scale_in_window = 20", Policy(margin=0.0, scale_in_window=1200), "rate"),
+    ("scale_in_window = 5", Policy(scale_in_window=300), "rate"),
+    ("scale_in_window = 20", Policy(scale_in_window=1200), "rate"),
     ("immediate, rate, scale_in_delay 0", Policy("immediate"), "rate"),
     ("immediate, rate, scale_in_delay 5", Policy("immediate", scale_in_delay=300), "rate"),
     ("immediate, rate, scale_in_delay 10", Policy("immediate", scale_in_delay=600), "rate"),
@@ -53,6 +59,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--seeds", default="11,12,13,14,15")
     p.add_argument("--days", type=int, default=7)
+    p.add_argument("--peak", type=gen.peak_range, default=(2.0, 10.0), help="LOW-HIGH req/s of the sites' weekday peak")
     p.add_argument("--drain-time", type=float, default=60.0, help="[SLAVE] drain_time, seconds (the default conf's 60)")
     args = p.parse_args()
     print("| trace | policy | slave-hours | vs oracle | under-provisioned | flaps/day | launches/day |")
@@ -60,7 +67,7 @@ def main() -> int:
     summary: dict[str, list[tuple[float, float, float]]] = {}
     started = time.time()
     for seed in (int(s) for s in args.seeds.split(",")):
-        trace = Trace(gen.START, [int(x) for x in gen.generate(seed, args.days)])
+        trace = Trace(gen.START, [int(x) for x in gen.generate(seed, args.days, args.peak)])
         results = [
             (name, simulate(trace, SEED_TABLE, policy, signal=signal, name=name, drain_time=args.drain_time))
             for name, policy, signal in POLICIES

@@ -6,7 +6,8 @@
 
 The model (each part drawn from the seed, so one seed is one site and week):
 
-- a site size: the weekday peak of ordinary traffic, 2 to 10 req/s;
+- a site size: the weekday peak of ordinary traffic, 2 to 10 req/s
+  (``--peak``: a small lab's site is 0.3-2);
 - day/night and weekly cycles: a working-day profile (morning and afternoon
   peaks, a second audience some hours away), nights at 4-12 % of the peak,
   weekends at 30-45 % of a weekday;
@@ -98,14 +99,15 @@ def _requests(rng: np.random.Generator, view_times: np.ndarray, seconds: int) ->
     return np.bincount(times.astype(np.int64), minlength=seconds)
 
 
-def generate(seed: int, days: int = 7) -> np.ndarray:
-    """Requests served in each second of ``days`` days, from START (a Monday 00:00 UTC)."""
+def generate(seed: int, days: int = 7, peak_range: tuple[float, float] = (2.0, 10.0)) -> np.ndarray:
+    """Requests served in each second of ``days`` days, from START (a Monday 00:00 UTC);
+    the weekday peak of ordinary traffic drawn from ``peak_range`` (req/s)."""
     rng = np.random.default_rng(seed)
     seconds = days * DAY
     t = np.arange(seconds)
     hours = (t % DAY) / 3600.0
     weekday = (t // DAY) % 7 < 5
-    peak = rng.uniform(2, 10)
+    peak = rng.uniform(*peak_range)
     weekend = rng.uniform(0.3, 0.45)
     rate = peak * _profile(hours, rng) * np.where(weekday, 1.0, weekend)
     # Day-to-day variation: each day +-20 %.
@@ -181,14 +183,26 @@ def write_log(counts: np.ndarray, out, start: int = START, limit: int | None = N
     return written
 
 
+def peak_range(text: str) -> tuple[float, float]:
+    """``LOW-HIGH`` req/s, for ``--peak``."""
+    try:
+        low, high = (float(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW-HIGH (req/s)") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: 0 < LOW <= HIGH")
+    return low, high
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--log", action="store_true", help="write Apache combined log lines instead of CSV")
     p.add_argument("--lines", type=int, help="with --log: stop after this many lines")
+    p.add_argument("--peak", type=peak_range, default=(2.0, 10.0), help="LOW-HIGH req/s of the weekday peak (2-10)")
     args = p.parse_args(argv)
-    counts = generate(args.seed, args.days)
+    counts = generate(args.seed, args.days, args.peak)
     if args.log:
         write_log(counts, sys.stdout, limit=args.lines)
     else:

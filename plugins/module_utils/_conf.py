@@ -26,6 +26,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._atomic import write_atomic
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import MARGIN, SCALE_IN_WINDOW
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import LoadRow, PollSettings, data_generation
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._lines import canonical_section, raw_lines, split_lines
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._metrics import parse_listen
@@ -85,6 +86,8 @@ class MasterConf:
     load_signal: str = "rate"
     scaling_policy: str = "adaptive"
     scale_in_delay: float = 0.0  # minutes; 0 = off
+    scale_in_window: float = SCALE_IN_WINDOW / 60  # minutes of load the adaptive policy's scale-in percentile looks at
+    load_margin: float = MARGIN  # standard deviations of the load's noise the adaptive policy adds to it
     max_launch_per_poll: int | None = None  # None = no limit
     status_timeout: float = 5.0  # seconds
     state_file: str | None = None  # None: STATE_DIR/<balancer id>.json (resolved_state_file)
@@ -363,6 +366,10 @@ _KEYS: dict[str, tuple[_Key, ...]] = {
         _Key("load_signal", "load_signal", _choice("rate", "reqpersec", "busy_workers")),
         _Key("scaling_policy", "scaling_policy", _choice("adaptive", "immediate")),
         _Key("scale_in_delay", "scale_in_delay", _between(0, 1440, "minutes")),
+        # The adaptive policy's two trade-offs of slave-hours against time under-provisioned
+        # (docs/balancer.md, "Tuning"); ignored by scaling_policy = immediate.
+        _Key("scale_in_window", "scale_in_window", _between(0, 1440, "minutes")),
+        _Key("load_margin", "load_margin", _between(0, 10, "standard deviations")),
         _Key("max_launch_per_poll", "max_launch_per_poll", _between(1, MAX_SLAVES, whole=True)),
         _Key("status_timeout", "status_timeout", _between(0.1, 300, "seconds")),
         _Key("state_file", "state_file", _absolute_path),
@@ -806,6 +813,8 @@ def summary(conf: BalancerConf, hostname: str, gbrowse: GBrowseLayout | None = N
 _UNITS = {
     "poll_interval": "minutes",
     "scale_in_delay": "minutes",
+    "scale_in_window": "minutes",
+    "load_margin": "standard deviations of the load's noise",
     "status_timeout": "seconds",
     "spot_bid": "USD/hour",
     "ready_timeout": "minutes",

@@ -118,7 +118,12 @@ class Policy:
     @classmethod
     def from_master(cls, master: t.Any) -> "Policy":
         """The policy of a ``MasterConf``."""
-        return cls(name=master.scaling_policy, scale_in_delay=master.scale_in_delay * 60)
+        return cls(
+            name=master.scaling_policy,
+            scale_in_delay=master.scale_in_delay * 60,
+            scale_in_window=master.scale_in_window * 60,
+            margin=master.load_margin,
+        )
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ options:
   conf:
     description:
       - The C(aws_balancer.conf) files to replay, one result each, in this order. Each conf's load table,
-        C(poll_interval), C(load_signal), C(scaling_policy), C(scale_in_delay), C(max_launch_per_poll),
-        C(ready_timeout) and C(spot_bid) are replayed.
+        C(poll_interval), C(load_signal), C(scaling_policy), C(scale_in_delay), C(scale_in_window), C(load_margin),
+        C(max_launch_per_poll), C(ready_timeout), C(drain_time) and C(spot_bid) are replayed.
       - Errors in a file fail the module with the balancer's C(FILE:LINE) errors.
     type: list
     elements: path

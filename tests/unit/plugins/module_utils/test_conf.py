@@ -138,6 +138,7 @@ def test_defaults():
     assert conf.master.reload_command == "apache2ctl graceful"
     assert (conf.master.on_exit, conf.master.load_signal, conf.slave.address) == ("terminate", "rate", "auto")
     assert (conf.master.scale_in_delay, conf.master.max_launch_per_poll, conf.master.status_timeout) == (0.0, None, 5.0)
+    assert (conf.master.scale_in_window, conf.master.load_margin) == (10.0, 1.0)
     assert conf.slave.ready_timeout == 5.0
     assert conf.slave.ready_misses == 3
     assert conf.slave.refresh_batch == 1
@@ -220,6 +221,10 @@ def test_slave_values(line, field, value):
         ("load_signal = REQPERSEC", "load_signal", "reqpersec"),
         ("scale_in_delay = 0", "scale_in_delay", 0.0),
         ("scale_in_delay = 10", "scale_in_delay", 10.0),
+        ("scale_in_window = 0", "scale_in_window", 0.0),
+        ("scale_in_window = 20", "scale_in_window", 20.0),
+        ("load_margin = 0", "load_margin", 0.0),
+        ("load_margin = 1.5", "load_margin", 1.5),
         ("max_launch_per_poll = 3", "max_launch_per_poll", 3),
         ("status_timeout = 0.5", "status_timeout", 0.5),
         ("max_hourly_spend = 2.5", "max_hourly_spend", 2.5),
@@ -351,6 +356,12 @@ SLAVE_HEAD = "[LOAD TABLE]\n1 0 1\n[SLAVE]\n"
         (HEAD + "poll_interval = 30s\n[SLAVE]\n", ["4: poll_interval: '30s' is not a number"]),
         (HEAD + "status_timeout = -2\n[SLAVE]\n", ["4: status_timeout: '-2' must be from 0.1 to 300 seconds"]),
         (HEAD + "scale_in_delay = -1\n[SLAVE]\n", ["4: scale_in_delay: '-1' must be from 0 to 1440 minutes"]),
+        (HEAD + "scale_in_window = 1441\n[SLAVE]\n", ["4: scale_in_window: '1441' must be from 0 to 1440 minutes"]),
+        (
+            HEAD + "load_margin = -0.5\n[SLAVE]\n",
+            ["4: load_margin: '-0.5' must be from 0 to 10 standard deviations"],
+        ),
+        (HEAD + "load_margin = 1sd\n[SLAVE]\n", ["4: load_margin: '1sd' is not a number"]),
         (HEAD + "max_launch_per_poll = 0\n[SLAVE]\n", ["4: max_launch_per_poll: '0' must be from 1 to 1000"]),
         (HEAD + "max_hourly_spend = 0\n[SLAVE]\n", ["4: max_hourly_spend: '0' must be from 0.001 to 100000 USD/hour"]),
         (HEAD + "max_hourly_spend = $5\n[SLAVE]\n", ["4: max_hourly_spend: '$5' is not a number"]),
@@ -688,6 +699,8 @@ def test_summary_of_seed():
         "on_exit",
         "load_signal",
         "scale_in_delay",
+        "scale_in_window",
+        "load_margin",
         "max_launch_per_poll",
         "status_timeout",
         "instance_type",

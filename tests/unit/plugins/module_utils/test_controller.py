@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import MasterConf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._controller import SCALE_IN_WINDOW, Controller, Policy
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._decision import (
     Band,
@@ -220,6 +221,48 @@ def test_margin_grows_with_the_noise() -> None:
 def test_invalid_policies_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):
         Policy(**kwargs)
+
+
+def test_policy_from_the_conf_master_section() -> None:
+    """scale_in_window (minutes) and load_margin reach the adaptive policy; the defaults are its constants."""
+    assert Policy.from_master(MasterConf()) == Policy()
+    policy = Policy.from_master(MasterConf(scale_in_delay=2, scale_in_window=20, load_margin=0.5))
+    assert (policy.name, policy.scale_in_delay, policy.scale_in_window, policy.margin) == ("adaptive", 120, 1200, 0.5)
+
+
+@pytest.mark.parametrize(
+    "window, held, scaled_in",
+    [
+        # the 95th percentile of the last N minutes leaves the busy hour's row after about N minutes
+        (5, 4, 6),
+        (20, 18, 21),
+        # no window: the first quiet poll's estimate (60 s of samples) already is under the row
+        (0, 0, 2),
+    ],
+)
+def test_scale_in_window_sets_how_long_a_row_is_kept(window, held, scaled_in) -> None:
+    controller = Controller(SEED, Policy(scale_in_window=window * 60))
+    bands = dict(run(controller, [(0, 3600, 12), (3600, 3600 + 30 * 60, 0)], step=5))
+    assert all(bands[3600 + m * 60].min == 6 for m in range(held + 1))
+    assert bands[3600 + scaled_in * 60].min == 0
+
+
+def test_load_margin_launches_ahead_of_the_threshold() -> None:
+    """Page views of 8 requests at 1.1 req/s on average, under the seed's 2.0 row: its 60 s rate
+    wobbles by ~0.38 req/s. With one standard deviation of margin the controller holds the 2.0 row's
+    min (2) most of the time; without, only for a while after the minutes above 2.0."""
+    share = {}
+    for margin in (0.0, 1.0):
+        controller = Controller(SEED, Policy(margin=margin))
+        rng = random.Random(2)
+
+        def five_seconds(_t: float) -> float:
+            return 8 * sum(1 for dummy in range(20) if rng.random() < 1.1 * 5 / 8 / 20) / 5
+
+        bands = [b for t, b in run(controller, [(0, 6 * 3600, five_seconds)], step=5) if t > 3600]
+        share[margin] = sum(1 for b in bands if b.min >= 2) / len(bands)
+        assert all(b.min >= 1 for b in bands)  # the 1.0 row's min, either way
+    assert share[1.0] > 0.8 and share[0.0] < 0.5, share  # seed 2: 0.90 and 0.20
 
 
 def test_the_decision_says_which_row_and_what_held_it_up():

@@ -236,6 +236,23 @@ def test_simulate_command_compares_confs(tmp_path, capsys) -> None:
     assert "under-provisioned" in capsys.readouterr().out
 
 
+def test_simulate_command_replays_the_adaptive_keys_of_each_conf(tmp_path, capsys) -> None:
+    """scale_in_window reaches the replay: a 30-minute window keeps the slave about 30 minutes
+    after the load stops, a zero window lets it go within a poll or two."""
+    confs = []
+    for window in (0, 30):
+        confs += ["--conf", str(tmp_path / f"w{window}.conf")]
+        (tmp_path / f"w{window}.conf").write_text(
+            CONF.format(policy="adaptive").replace("[MASTER]\n", f"[MASTER]\nscale_in_window = {window}\n")
+        )
+    trace = tmp_path / "t.csv"
+    trace.write_text("time,requests\n" + "".join(f"{i},{2 if 600 <= i < 2400 else 0}\n" for i in range(6000)))
+    assert balancer_main(["simulate", str(trace), *confs, "--json", "--launch-failure", "0", "--never-ready", "0"]) == 0
+    short, long = json.loads(capsys.readouterr().out)["results"]
+    assert long["slave_hours"] - short["slave_hours"] == pytest.approx(0.5, abs=0.05)
+    assert short["under_provisioned"] == long["under_provisioned"]  # the load never came back
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
