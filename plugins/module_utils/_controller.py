@@ -21,12 +21,12 @@ Two policies (``scaling_policy`` in ``[MASTER]``):
     Samples every ``sample_interval`` seconds between polls, and
 
     - rises fast: the load estimate is the rate over the last 60 s (what the
-      table's thresholds mean) plus :data:`MARGIN` times its own noise (the
+      table's thresholds mean) plus ``load_margin`` (default :data:`MARGIN`) times its own noise (the
       wobble of bursty traffic, measured over the last hour); a row higher
       than the current one is taken at once, and between polls a sample that
       calls for more slaves than there are polls at once;
     - falls slowly: a lower row is taken only when a high percentile
-      (:data:`SCALE_IN_QUANTILE`) of the last :data:`SCALE_IN_WINDOW` seconds
+      (:data:`SCALE_IN_QUANTILE`) of the last ``scale_in_window`` (default :data:`SCALE_IN_WINDOW`) seconds
       of estimates is below the lower row's ceiling by a hysteresis margin
       (:data:`HYSTERESIS`), so one quiet minute in a busy hour, or a load
       wobbling at a threshold, moves nothing; then the fleet goes down to the
