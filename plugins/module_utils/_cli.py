@@ -29,6 +29,7 @@ from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import (
     BalancerConf,
     ConfError,
     load_conf,
+    start_only_changes,
     summary,
 )
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._gbrowse_layout import (
@@ -533,8 +534,14 @@ def balancer_main(argv: t.Sequence[str] | None = None) -> int:
                 log.error("%s is broken; keeping the running configuration:\n%s", args.conf, exc)
                 return None
             log.info("Reloaded %s", args.conf)
-            if new.master.interruption_queue != conf.master.interruption_queue:
-                log.warning("interruption_queue changed: the balancer reads the new one after a restart")
+            later = start_only_changes(conf, new, socket.gethostname())
+            if later:
+                log.warning(
+                    "%s: %s changed; read only at start: the running balancer keeps what it started with "
+                    "until it is restarted",
+                    args.conf,
+                    ", ".join(later),
+                )
             return new
 
         if startup:

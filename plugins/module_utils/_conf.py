@@ -419,6 +419,42 @@ def conf_keys() -> dict[str, tuple[str, ...]]:
     return {section: tuple(key.name for key in keys) for section, keys in _KEYS.items()}
 
 
+#: Keys a running balancer reads only when it starts: a reload (SIGHUP, a changed file)
+#: applies every other key, and logs these when they changed (:func:`start_only_changes`).
+START_ONLY: dict[str, tuple[str, ...]] = {
+    MASTER: (
+        "external_ip",
+        "balancer_id",
+        "state_file",
+        "history_file",
+        "history_max_bytes",
+        "interruption_queue",
+        "metrics_listen",
+    ),
+    SLAVE: ("region",),
+}
+
+
+def start_only_changes(started: BalancerConf, new: BalancerConf, hostname: str) -> list[str]:
+    """The :data:`START_ONLY` keys whose value in ``new`` differs from the one the balancer started with.
+
+    ``balancer_id`` and ``state_file`` are compared as resolved (a derived id
+    changes with the conf's path, too).
+    """
+    resolved = {
+        "balancer_id": lambda conf: conf.resolved_balancer_id(hostname),
+        "state_file": lambda conf: conf.resolved_state_file(hostname),
+    }
+    changed = []
+    for section, names in START_ONLY.items():
+        for name in names:
+            field = t.cast(_Key, _key(section, name)).field
+            value = resolved.get(name, lambda conf: getattr(conf.master if section == MASTER else conf.slave, field))
+            if value(started) != value(new):
+                changed.append(name)
+    return changed
+
+
 def _key(section: str, name: str) -> _Key | None:
     for key in _KEYS.get(section, ()):
         if key.name == name:

@@ -21,15 +21,18 @@ import pytest
 
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils import _conf
 from ansible_collections.gmod.gbrowse_aws.plugins.module_utils._conf import (
+    START_ONLY,
     BalancerConf,
     ConfError,
     Edit,
     MasterConf,
     SlaveConf,
     apply_edits,
+    conf_keys,
     default_balancer_id,
     load_conf,
     parse_conf,
+    start_only_changes,
     summary,
     update_conf,
 )
@@ -1196,3 +1199,28 @@ def test_spend_cap_and_fallback_reach_the_poll_settings():
     )
     default = parse_conf(SLAVE_HEAD, P).poll_settings()
     assert (default.max_hourly_spend, default.on_demand_fallback, default.on_demand_price) == (None, 0, None)
+
+
+@pytest.mark.parametrize(
+    "master, slave, changed",
+    [
+        ("", "", []),
+        # applied by a reload: not reported
+        ("poll_interval = 1\nscale_in_window = 20\nserver_status_url = http://127.0.0.1/server-status\n", "", []),
+        ("metrics_listen = 127.0.0.1:9465\n", "", ["metrics_listen"]),
+        # the default state file is named after the id: it moves with it
+        ("balancer_id = prod\nhistory_file = /var/log/b.jsonl\n", "", ["balancer_id", "state_file", "history_file"]),
+        ("state_file = /run/b.json\n", "region = eu-west-1\n", ["state_file", "region"]),
+        ("interruption_queue = https://sqs.us-west-2.amazonaws.com/123456789012/q\n", "", ["interruption_queue"]),
+    ],
+)
+def test_start_only_changes_name_what_a_reload_cannot_apply(master, slave, changed):
+    started = parse_conf(MINIMAL, P)
+    text = "[MASTER]\n" + master + MINIMAL.replace("[SLAVE]\n", "[SLAVE]\n" + slave)
+    assert start_only_changes(started, parse_conf(text, P), "h") == changed
+    assert start_only_changes(started, started, "h") == []
+
+
+def test_start_only_keys_are_keys():
+    keys = conf_keys()
+    assert all(name in keys[section] for section, names in START_ONLY.items() for name in names)
