@@ -378,6 +378,15 @@ def test_sighup_reloads_and_a_broken_conf_keeps_the_old_one(world):
         bal.signal(signal.SIGHUP)
         load_until(bal, lambda s: s["min"] == 1)
         assert any(line == "RELOADING=1" for dummy, line in bal.messages)
+        # A key read only at start: named in a warning, and the running balancer keeps its id and fleet.
+        launched = set(ours(world.ec2))
+        text = conf.read_text()
+        assert text.count("balancer_id       = test-balancer\n") == 1
+        conf.write_text(text.replace("balancer_id       = test-balancer\n", "balancer_id = another\n"))
+        bal.signal(signal.SIGHUP)
+        status = bal.next_report()
+        assert status["min"] == 1 and set(ours(world.ec2)) == launched
+        assert "balancer_id, state_file changed; read only at start" in bal.log_tail()
         assert bal.terminate() == 0
 
 
