@@ -410,6 +410,128 @@ def alive(slaves: t.Iterable[Slave]) -> int:
     return sum(1 for s in slaves if s.state is not SlaveState.GOING)
 
 
+@dataclass(frozen=True)
+class _Poll:
+    """One poll's view of the fleet, derived once from the snapshot: what each rule of :func:`decide` reads."""
+
+    fleet: FleetSnapshot
+    band: Band
+    settings: PollSettings
+    market: Market
+    kept: t.Mapping[str, float]  # the drain memory of slaves still described
+    slaves: tuple[Slave, ...]  # as counted: draining ones are GOING
+    interrupted: t.Mapping[str, float]  # spot interruption warnings of slaves not going away
+    at_risk: t.Mapping[str, float]  # rebalance recommendations of slaves not draining nor interrupted
+    healthy: tuple[Slave, ...]  # what the band counts: warned slaves are GOING too
+    stale: tuple[str, ...]  # slaves with older data
+    ceiling: Band  # the band, with room for a refresh batch
+    on_demand: frozenset[str]  # on-demand slaves that count
+    drained: tuple[str, ...]  # drained for drain_time: terminated now
+
+    @classmethod
+    def of(
+        cls,
+        fleet: FleetSnapshot,
+        band: Band,
+        settings: PollSettings,
+        now: float,
+        draining: t.Mapping[str, float],
+        market: Market,
+    ) -> "_Poll":
+        kept = {i: at for i, at in draining.items() if i in fleet.addresses}
+        slaves = counted(fleet, kept)
+        running = {s.id for s in fleet.slaves if s.state is not SlaveState.GOING}
+        interrupted = {i: at for i, at in fleet.interrupted.items() if i in running}
+        at_risk = {i: at for i, at in fleet.at_risk.items() if i in running and i not in kept and i not in interrupted}
+        warned = {**at_risk, **interrupted}
+        healthy = tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in warned else s for s in slaves)
+        old = stale(healthy, settings.generation)
+        return cls(
+            fleet=fleet,
+            band=band,
+            settings=settings,
+            market=market,
+            kept=kept,
+            slaves=slaves,
+            interrupted=interrupted,
+            at_risk=at_risk,
+            healthy=healthy,
+            stale=old,
+            ceiling=refresh_band(band, len(old), settings.refresh_batch),
+            on_demand=frozenset(s.id for s in healthy if s.id in fleet.on_demand and s.state is not SlaveState.GOING),
+            drained=tuple(i for i, since in sorted(kept.items()) if now - since >= settings.drain_time),
+        )
+
+    @property
+    def warned(self) -> dict[str, float]:
+        return {**self.at_risk, **self.interrupted}
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one poll would do launching ``lifecycle`` slaves: :func:`decide` tries on-demand, then spot."""
+
+    lifecycle: str
+    plan: Plan
+    refreshed: Refresh
+    replaces: int  # of the plan's launches, how many replace warned slaves
+    retired: tuple[str, ...]  # slaves at risk retired
+    drain: tuple[str, ...]
+    terminate: tuple[str, ...]
+    withheld: int  # launches max_hourly_spend withheld
+    spend: float | None
+
+
+def _planned(poll: _Poll, lifecycle: str) -> tuple[Plan, Refresh]:
+    """The band's rule (:func:`plan`), with the back-to-spot rule while on-demand slaves run, or the refresh's."""
+    if lifecycle == SPOT and poll.on_demand:
+        decided = _back_to_spot(poll.ceiling, poll.healthy, poll.on_demand, poll.settings.max_launch, poll.stale)
+        return decided, Refresh(stale=poll.stale)
+    decided = plan(poll.ceiling, poll.healthy, poll.settings.max_launch, first=poll.stale)
+    refreshed = refresh(poll.ceiling, poll.healthy, poll.settings) if decided.idle else Refresh(stale=poll.stale)
+    if refreshed.retire or refreshed.launch:
+        decided = dataclasses.replace(decided, launch=refreshed.launch, remove=refreshed.retire)
+    return decided, refreshed
+
+
+def _replacing(poll: _Poll, decided: Plan) -> tuple[Plan, int, tuple[str, ...]]:
+    """The interruption rule: launches for the warned slaves. (plan, how many of its launches replace,
+    slaves at risk retired)."""
+    warned = poll.warned
+    replaced = replacements(warned, poll.healthy, exclude=decided.remove)
+    unreplaced = [i for i in sorted(warned, key=lambda i: (warned[i], i)) if i not in replaced]
+    # The band's min, and beyond it (up to its max) one per unreplaced warned slave: each launch
+    # replaces one. Warned slaves past that have no room: they go now.
+    room = max(0, poll.band.max - (alive(poll.healthy) - len(decided.remove)))
+    launch = max(decided.launch, min(room, len(unreplaced)))
+    count = min(len(unreplaced), launch)
+    if poll.settings.max_launch is not None:
+        launch = min(launch, poll.settings.max_launch)
+    states = {s.id: s.state for s in poll.healthy}
+    retired = tuple(
+        i
+        for i in sorted(poll.at_risk)
+        if (i in replaced and states.get(replaced[i]) is SlaveState.READY) or i in unreplaced[count:]
+    )
+    return dataclasses.replace(decided, launch=launch), min(count, launch), retired
+
+
+def _attempt(poll: _Poll, lifecycle: str, out: tuple[str, ...]) -> _Attempt:
+    """The rules in turn for ``lifecycle`` launches: the band (or refresh), interruptions, drain, the spend cap."""
+    decided, refreshed = _planned(poll, lifecycle)
+    decided, replaces, retired = _replacing(poll, decided)
+    going = (*decided.remove, *retired, *out)
+    ready = {s.id for s in poll.slaves if s.state is SlaveState.READY}
+    drain = tuple(i for i in going if poll.settings.drain_time > 0 and i in ready)
+    terminate = (
+        *(i for i in going if i not in drain),
+        *(i for i in poll.fleet.expired if i not in decided.remove),
+        *poll.drained,
+    )
+    decided, withheld, spend = capped(decided, poll.fleet, terminate, poll.settings, poll.market, lifecycle)
+    return _Attempt(lifecycle, decided, refreshed, replaces, retired, drain, terminate, withheld, spend)
+
+
 def decide(
     fleet: FleetSnapshot,
     band: Band,
@@ -456,98 +578,37 @@ def decide(
     Replacements are launches like any other (spend cap, fallback).
     """
     market = market or Market()
-    kept = {i: at for i, at in (draining or {}).items() if i in fleet.addresses}
-    slaves = counted(fleet, kept)
-    running = {s.id for s in fleet.slaves if s.state is not SlaveState.GOING}
-    interrupted = {i: at for i, at in fleet.interrupted.items() if i in running}
-    at_risk = {i: at for i, at in fleet.at_risk.items() if i in running and i not in kept and i not in interrupted}
-    warned = {**at_risk, **interrupted}
-    # What the band counts: warned slaves are on their way out.
-    healthy = tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in warned else s for s in slaves)
-    old = stale(healthy, settings.generation)
-    ceiling = refresh_band(band, len(old), settings.refresh_batch)
-    on_demand = {s.id for s in healthy if s.id in fleet.on_demand and s.state is not SlaveState.GOING}
-    fallback = 0 < settings.on_demand_fallback <= market.spot_failures and alive(healthy) < band.min
-    ready = {s.id for s in slaves if s.state is SlaveState.READY}
-    drained = tuple(i for i, since in sorted(kept.items()) if now - since >= settings.drain_time)
-    states = {s.id: s.state for s in healthy}
-
-    def planned(lifecycle: str) -> tuple[Plan, Refresh]:
-        if lifecycle == SPOT and on_demand:
-            return _back_to_spot(ceiling, healthy, on_demand, settings.max_launch, old), Refresh(stale=old)
-        decided = plan(ceiling, healthy, settings.max_launch, first=old)
-        refreshed = refresh(ceiling, healthy, settings) if decided.idle else Refresh(stale=old)
-        if refreshed.retire or refreshed.launch:
-            decided = dataclasses.replace(decided, launch=refreshed.launch, remove=refreshed.retire)
-        return decided, refreshed
-
-    def replacing(decided: Plan) -> tuple[Plan, int, tuple[str, ...]]:
-        """Launches for the warned slaves: (plan, how many of its launches replace, slaves at risk retired)."""
-        replaced = replacements(warned, healthy, exclude=decided.remove)
-        unreplaced = [i for i in sorted(warned, key=lambda i: (warned[i], i)) if i not in replaced]
-        # The band's min, and beyond it (up to its max) one per unreplaced warned slave: each launch
-        # replaces one. Warned slaves past that have no room: they go now.
-        room = max(0, band.max - (alive(healthy) - len(decided.remove)))
-        launch = max(decided.launch, min(room, len(unreplaced)))
-        count = min(len(unreplaced), launch)
-        if settings.max_launch is not None:
-            launch = min(launch, settings.max_launch)
-        retired = tuple(
-            i
-            for i in sorted(at_risk)
-            if (i in replaced and states.get(replaced[i]) is SlaveState.READY) or i in unreplaced[count:]
-        )
-        return dataclasses.replace(decided, launch=launch), min(count, launch), retired
-
-    def acting(
-        decided: Plan, lifecycle: str, leaving: tuple[str, ...]
-    ) -> tuple[Plan, tuple[str, ...], tuple[str, ...], int, float | None]:
-        going = (*decided.remove, *leaving)
-        drain = tuple(i for i in going if settings.drain_time > 0 and i in ready)
-        terminate = (
-            *(i for i in going if i not in drain),
-            *(i for i in fleet.expired if i not in decided.remove),
-            *drained,
-        )
-        decided, withheld, spend = capped(decided, fleet, terminate, settings, market, lifecycle)
-        return decided, drain, terminate, withheld, spend
-
-    out = tuple(sorted(i for i in interrupted if i not in kept))  # out of the farm this poll
-    lifecycle = ON_DEMAND if fallback else SPOT
-    if fallback:
-        decided, refreshed = planned(ON_DEMAND)
-        decided, replaces, retired = replacing(decided)
-        decided, drain, terminate, withheld, spend = acting(decided, ON_DEMAND, (*retired, *out))
-        if not decided.launch:  # no on-demand slave fits under the cap: a cheaper spot one may
-            lifecycle = SPOT
-    if lifecycle == SPOT:
-        decided, refreshed = planned(SPOT)
-        decided, replaces, retired = replacing(decided)
-        decided, drain, terminate, withheld, spend = acting(decided, SPOT, (*retired, *out))
-    refreshed = dataclasses.replace(
-        refreshed, launch=min(refreshed.launch, decided.launch)  # pylint: disable=used-before-assignment
-    )
-    after = {i: at for i, at in kept.items() if i not in drained}
-    after.update(dict.fromkeys(drain, now))
+    poll = _Poll.of(fleet, band, settings, now, draining or {}, market)
+    out = tuple(sorted(i for i in poll.interrupted if i not in poll.kept))  # out of the farm this poll
+    fallback = 0 < settings.on_demand_fallback <= market.spot_failures and alive(poll.healthy) < band.min
+    attempt = _attempt(poll, ON_DEMAND, out) if fallback else None
+    if attempt is None or not attempt.plan.launch:  # no on-demand slave fits under the cap: a cheaper spot one may
+        attempt = _attempt(poll, SPOT, out)
+    after = {i: at for i, at in poll.kept.items() if i not in poll.drained}
+    after.update(dict.fromkeys(attempt.drain, now))
     return Actions(
-        plan=decided,
-        slaves=tuple(dataclasses.replace(s, state=SlaveState.GOING) if s.id in interrupted else s for s in slaves),
-        renderers=fleet.renderers(settings.ports, excluding=[*terminate, *drain, *kept, *interrupted]),
-        terminate=terminate,
-        launch=decided.launch,
-        drain=drain,
+        plan=attempt.plan,
+        slaves=tuple(
+            dataclasses.replace(s, state=SlaveState.GOING) if s.id in poll.interrupted else s for s in poll.slaves
+        ),
+        renderers=fleet.renderers(
+            settings.ports, excluding=[*attempt.terminate, *attempt.drain, *poll.kept, *poll.interrupted]
+        ),
+        terminate=attempt.terminate,
+        launch=attempt.plan.launch,
+        drain=attempt.drain,
         expired=fleet.expired,
         draining=after,
-        kept=kept,
-        stale=old,
-        refresh=refreshed.retire,
-        refresh_launch=refreshed.launch,
-        lifecycle=lifecycle,
-        capped=withheld,
-        spend=spend,
+        kept=poll.kept,
+        stale=poll.stale,
+        refresh=attempt.refreshed.retire,
+        refresh_launch=min(attempt.refreshed.launch, attempt.plan.launch),
+        lifecycle=attempt.lifecycle,
+        capped=attempt.withheld,
+        spend=attempt.spend,
         interrupted=out,
-        retired=retired,
-        replacing=min(replaces, decided.launch),
+        retired=attempt.retired,
+        replacing=min(attempt.replaces, attempt.plan.launch),
     )
 
 
@@ -577,7 +638,7 @@ def replacements(
 
 
 def _back_to_spot(
-    band: Band, slaves: t.Sequence[Slave], on_demand: t.Set[str], max_launch: int | None, first: t.Collection[str] = ()
+    band: Band, slaves: t.Sequence[Slave], on_demand: t.AbstractSet[str], max_launch: int | None, first: t.Collection[str] = ()
 ) -> Plan:
     """The plan while on-demand slaves run and spot may be back: spot slaves alone are kept in ``band``
     (so spot ones are launched in the on-demand ones' place), and the on-demand ones not needed to hold
