@@ -441,17 +441,17 @@ def start_only_changes(started: BalancerConf, new: BalancerConf, hostname: str) 
     ``balancer_id`` and ``state_file`` are compared as resolved (a derived id
     changes with the conf's path, too).
     """
-    resolved = {
-        "balancer_id": lambda conf: conf.resolved_balancer_id(hostname),
-        "state_file": lambda conf: conf.resolved_state_file(hostname),
-    }
+
+    def value(conf: BalancerConf, section: str, name: str) -> object:
+        if name == "balancer_id":
+            return conf.resolved_balancer_id(hostname)
+        if name == "state_file":
+            return conf.resolved_state_file(hostname)
+        return getattr(conf.master if section == MASTER else conf.slave, t.cast(_Key, _key(section, name)).field)
+
     changed = []
     for section, names in START_ONLY.items():
-        for name in names:
-            field = t.cast(_Key, _key(section, name)).field
-            value = resolved.get(name, lambda conf: getattr(conf.master if section == MASTER else conf.slave, field))
-            if value(started) != value(new):
-                changed.append(name)
+        changed += [name for name in names if value(started, section, name) != value(new, section, name)]
     return changed
 
 
