@@ -59,7 +59,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--seeds", default="11,12,13,14,15")
     p.add_argument("--days", type=int, default=7)
-    p.add_argument("--peak", type=gen.peak_range, default=(2.0, 10.0), help="LOW-HIGH req/s of the sites' weekday peak")
+    p.add_argument("--peak", type=gen.peak_range, default=gen.PEAK, help="LOW-HIGH req/s of the sites' weekday peak")
     p.add_argument("--drain-time", type=float, default=60.0, help="[SLAVE] drain_time, seconds (the default conf's 60)")
     args = p.parse_args()
     print("| trace | policy | slave-hours | vs oracle | under-provisioned | flaps/day | launches/day |")

@@ -44,6 +44,8 @@ import time
 import numpy as np
 
 DAY = 86400
+#: The weekday peak of ordinary traffic is drawn from this range (req/s): ``--peak``.
+PEAK = (2.0, 10.0)
 #: Monday 2026-11-02 00:00:00 UTC: traces start on a Monday at midnight.
 START = 1793577600
 
@@ -99,7 +101,7 @@ def _requests(rng: np.random.Generator, view_times: np.ndarray, seconds: int) ->
     return np.bincount(times.astype(np.int64), minlength=seconds)
 
 
-def generate(seed: int, days: int = 7, peak_range: tuple[float, float] = (2.0, 10.0)) -> np.ndarray:
+def generate(seed: int, days: int = 7, peak_range: tuple[float, float] = PEAK) -> np.ndarray:
     """Requests served in each second of ``days`` days, from START (a Monday 00:00 UTC);
     the weekday peak of ordinary traffic drawn from ``peak_range`` (req/s)."""
     rng = np.random.default_rng(seed)
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--log", action="store_true", help="write Apache combined log lines instead of CSV")
     p.add_argument("--lines", type=int, help="with --log: stop after this many lines")
-    p.add_argument("--peak", type=peak_range, default=(2.0, 10.0), help="LOW-HIGH req/s of the weekday peak (2-10)")
+    p.add_argument("--peak", type=peak_range, default=PEAK, help="LOW-HIGH req/s of the weekday peak (2-10)")
     args = p.parse_args(argv)
     counts = generate(args.seed, args.days, args.peak)
     if args.log:
